@@ -1,0 +1,209 @@
+"""The DDPG agent: acting, the critic update, the actor update, and the target networks.
+
+The actor update is the heart of DDPG and is written out in one place, `update_actor`:
+
+    grad_theta J = E_s[ dQ(s, a)/da |_{a = mu(s)} * d mu(s)/d theta ]
+
+1. a = mu(s) is computed with the actor's graph;
+2. dQ/da is taken by autograd with respect to a detached copy of the actions only, so the critic's
+   parameters get no gradient at all (and their weight gradients are never even computed);
+3. optionally, dQ/da is bounded per action dimension with inverting gradients;
+4. -dQ/da / B is pushed back through the actor's graph (`action.backward(...)`), which is exactly the
+   gradient of -mean_B Q(s, mu(s)) with respect to theta when nothing is bounded.
+
+docs/actor-update.md explains why, and tests/test_agent.py proves the equivalence.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Iterable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ddpg_cli.config import AgentConfig
+from ddpg_cli.networks import Actor, Critic, ObsNormalizer
+from ddpg_cli.replay_buffer import Batch
+
+# The actor works in the normalised action space, so the bounds inverting gradients keeps it in are fixed.
+ACTION_LOW = -1.0
+ACTION_HIGH = 1.0
+# An action component within this distance of a bound counts as "at the bound" in the logs.
+AT_BOUND_TOLERANCE = 1e-3
+
+
+# --- pure pieces -----------------------------------------------------------------------------------
+
+
+def td_target(reward: torch.Tensor, terminated: torch.Tensor, next_q: torch.Tensor, gamma: float) -> torch.Tensor:
+    """y = r + gamma * (1 - terminated) * Q'(s', mu'(s')). Truncated episodes still bootstrap."""
+    return reward + gamma * (1.0 - terminated) * next_q
+
+
+def invert_gradients(dq_da: torch.Tensor, action: torch.Tensor, low: float | torch.Tensor, high: float | torch.Tensor) -> torch.Tensor:
+    """Bound dQ/da elementwise (Hausknecht & Stone 2016, "inverting gradients").
+
+    Where dQ/da > 0 (ascending Q would increase a) it is scaled by (high - a) / (high - low); where it
+    is < 0, by (a - low) / (high - low). The push shrinks to zero at the bound it heads for, and an
+    action beyond a bound gets a negative factor: its gradient is inverted and pushes it back inside.
+
+    dq_da, action: [B, action_dim]. Returns a tensor of the same shape.
+    """
+    width = high - low
+    increase_scale = (high - action) / width
+    decrease_scale = (action - low) / width
+    return torch.where(dq_da > 0, dq_da * increase_scale, dq_da * decrease_scale)
+
+
+@torch.no_grad()
+def polyak_update(target_params: list[torch.Tensor], online_params: list[torch.Tensor], tau: float) -> None:
+    """target <- (1 - tau) * target + tau * online, as one fused operation over all tensors."""
+    torch._foreach_lerp_(target_params, online_params, tau)
+
+
+def resolve_device(requested: str) -> torch.device:
+    """`auto` picks CUDA when this torch build and machine have it."""
+    if requested == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(requested)
+
+
+def _adam(params: Iterable[torch.Tensor], lr: float, weight_decay: float, device: torch.device) -> torch.optim.Adam:
+    # The fused kernels (CPU since torch 2.4, CUDA) take one pass over all tensors instead of a dozen.
+    return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, fused=device.type in ("cpu", "cuda"))
+
+
+# --- the agent -------------------------------------------------------------------------------------
+
+
+class DDPGAgent:
+    def __init__(self, obs_dim: int, action_dim: int, config: AgentConfig, normalize_obs: bool = False, device: torch.device | str = "cpu") -> None:
+        self.config = config
+        self.device = torch.device(device)
+        self.obs_dim = obs_dim
+        self.action_dim = action_dim
+        squash = not config.invert_gradients
+        self.actor = Actor(obs_dim, action_dim, config.actor_hidden, config.activation, squash).to(self.device)
+        self.critic = Critic(obs_dim, action_dim, config.critic_hidden, config.activation).to(self.device)
+        self.actor_target = copy.deepcopy(self.actor).requires_grad_(False)
+        self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
+        self.normalizer = ObsNormalizer(obs_dim, enabled=normalize_obs).to(self.device)
+        self.actor_optimizer = _adam(self.actor.parameters(), config.actor_lr, 0.0, self.device)
+        self.critic_optimizer = _adam(self.critic.parameters(), config.critic_lr, config.critic_weight_decay, self.device)
+        self.critic_updates = 0
+        # Running sums of [critic_loss, q_data, actor_q, |dq_da|, at_bound] and their counts, kept as
+        # tensors so that logging them costs no host sync per update.
+        self._metric_sums = torch.zeros(5, device=self.device)
+        self._critic_count = 0
+        self._actor_count = 0
+        self._all_finite = torch.ones((), dtype=torch.bool, device=self.device)
+
+    # --- acting ---
+
+    @torch.inference_mode()
+    def act(self, obs: torch.Tensor) -> torch.Tensor:
+        """Deterministic action mu(s) in [-1, 1] (bounded by tanh or, when linear, clipped by the caller)."""
+        return self.actor(self.normalizer(obs))
+
+    # --- learning ---
+
+    def update(self, batch: Batch) -> None:
+        """One gradient step of the critic; of the actor and the targets every `policy_delay` steps."""
+        obs = self.normalizer(batch.obs)
+        next_obs = self.normalizer(batch.next_obs)
+        self.update_critic(obs, batch.action, batch.reward, next_obs, batch.terminated)
+        self.critic_updates += 1
+        if self.critic_updates % self.config.policy_delay == 0:
+            self.update_actor(obs)
+            self.update_targets()
+
+    def update_critic(self, obs: torch.Tensor, action: torch.Tensor, reward: torch.Tensor, next_obs: torch.Tensor, terminated: torch.Tensor) -> None:
+        with torch.no_grad():
+            next_q = self.critic_target(next_obs, self.actor_target(next_obs))
+            target = td_target(reward, terminated, next_q, self.config.gamma)
+        q = self.critic(obs, action)
+        loss = F.mse_loss(q, target)
+        self.critic_optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self._clip(self.critic)
+        self.critic_optimizer.step()
+        self._record(slice(0, 2), torch.stack([loss.detach(), q.detach().mean()]))
+        self._critic_count += 1
+
+    def update_actor(self, obs: torch.Tensor) -> None:
+        """The explicit chain rule: theta <- theta + lr * mean_B[ dQ/da * d mu/d theta ]."""
+        action = self.actor(obs)  # [B, A], carries the actor's graph
+        action_leaf = action.detach().requires_grad_(True)  # the critic sees a leaf: its graph ends here
+        q = self.critic(obs, action_leaf)  # [B]
+        # Gradient with respect to the actions only: no critic parameter receives a .grad.
+        (dq_da,) = torch.autograd.grad(q.sum(), action_leaf)  # [B, A]: each row is dQ(s_i, a)/da at a_i
+        if self.config.invert_gradients:
+            dq_da = invert_gradients(dq_da, action_leaf.detach(), ACTION_LOW, ACTION_HIGH)
+        self.actor_optimizer.zero_grad(set_to_none=True)
+        # Gradient descent on -Q: push -dQ/da (averaged over the batch) back through mu.
+        action.backward(-dq_da / obs.shape[0])
+        self._clip(self.actor)
+        self.actor_optimizer.step()
+        at_bound = (action.detach().abs() >= ACTION_HIGH - AT_BOUND_TOLERANCE).float().mean()
+        self._record(slice(2, 5), torch.stack([q.detach().mean(), dq_da.norm(dim=1).mean(), at_bound]))
+        self._actor_count += 1
+
+    def update_targets(self) -> None:
+        tau = self.config.tau
+        polyak_update(list(self.actor_target.parameters()), list(self.actor.parameters()), tau)
+        polyak_update(list(self.critic_target.parameters()), list(self.critic.parameters()), tau)
+
+    def _clip(self, network: nn.Module) -> None:
+        if self.config.max_grad_norm is not None:
+            nn.utils.clip_grad_norm_(network.parameters(), self.config.max_grad_norm, foreach=True)
+
+    def _record(self, where: slice, values: torch.Tensor) -> None:
+        self._metric_sums[where] += values
+        self._all_finite &= torch.isfinite(values).all()
+
+    # --- health and logs ---
+
+    def all_finite(self) -> bool:
+        """False once a loss, Q value or dQ/da has been NaN or infinite (one host sync)."""
+        return bool(self._all_finite)
+
+    def pop_metrics(self) -> dict[str, float]:
+        """Means since the last call: critic_loss, q (on replayed actions), actor_q, dq_da_norm, at_bound."""
+        sums = self._metric_sums.tolist()
+        metrics: dict[str, float] = {}
+        if self._critic_count:
+            metrics["critic_loss"] = sums[0] / self._critic_count
+            metrics["q_data"] = sums[1] / self._critic_count
+        if self._actor_count:
+            metrics["actor_q"] = sums[2] / self._actor_count
+            metrics["dq_da_norm"] = sums[3] / self._actor_count
+            metrics["at_bound_fraction"] = sums[4] / self._actor_count
+        self._metric_sums.zero_()
+        self._critic_count = self._actor_count = 0
+        return metrics
+
+    # --- checkpointing ---
+
+    def state_dict(self) -> dict[str, object]:
+        return {
+            "actor": self.actor.state_dict(),
+            "critic": self.critic.state_dict(),
+            "actor_target": self.actor_target.state_dict(),
+            "critic_target": self.critic_target.state_dict(),
+            "normalizer": self.normalizer.state_dict(),
+            "actor_optimizer": self.actor_optimizer.state_dict(),
+            "critic_optimizer": self.critic_optimizer.state_dict(),
+            "critic_updates": self.critic_updates,
+        }
+
+    def load_state_dict(self, state: dict[str, object]) -> None:
+        self.actor.load_state_dict(state["actor"])
+        self.critic.load_state_dict(state["critic"])
+        self.actor_target.load_state_dict(state["actor_target"])
+        self.critic_target.load_state_dict(state["critic_target"])
+        self.normalizer.load_state_dict(state["normalizer"])
+        self.actor_optimizer.load_state_dict(state["actor_optimizer"])
+        self.critic_optimizer.load_state_dict(state["critic_optimizer"])
+        self.critic_updates = int(state["critic_updates"])

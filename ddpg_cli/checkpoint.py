@@ -1,0 +1,136 @@
+"""Self-describing checkpoint files, written atomically and loaded without executing code.
+
+A checkpoint is one `torch.save` file of plain containers, numbers, strings and tensors:
+format and package versions, the resolved config, the progress counters, every network and optimiser,
+and (for `last`) the noise, RNG and env states and the replay buffer needed for an exact resume.
+Loading uses `torch.load(weights_only=True)`, whose unpickler refuses anything that could run code.
+
+Run directory layout:
+
+    RUN_DIR/config.yaml            the resolved config
+    RUN_DIR/checkpoints/last.pt    everything needed to resume
+    RUN_DIR/checkpoints/best.pt    the best evaluation so far (no replay buffer)
+    RUN_DIR/checkpoints/step_000005000.pt   periodic snapshots (no replay buffer)
+    RUN_DIR/tensorboard/           event files
+    RUN_DIR/summary.json           final numbers of a finished run
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import platform
+import sys
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ddpg_cli import __version__
+from ddpg_cli.errors import CheckpointError
+
+FORMAT_NAME = "ddpg-cli-checkpoint"
+FORMAT_VERSION = 1
+CHECKPOINT_DIR = "checkpoints"
+LAST = "last.pt"
+BEST = "best.pt"
+
+
+def checkpoint_dir(run_dir: Path) -> Path:
+    return run_dir / CHECKPOINT_DIR
+
+
+def periodic_name(step: int) -> str:
+    return f"step_{step:09d}.pt"
+
+
+def describe_environment() -> dict[str, str]:
+    return {
+        "package_version": __version__,
+        "torch_version": str(torch.__version__),  # TorchVersion is a class weights_only refuses
+        "python_version": platform.python_version(),
+        "platform": platform.platform(),
+    }
+
+
+def save_checkpoint(payload: dict[str, Any], path: Path) -> None:
+    """Write atomically: a hidden temp file in the same directory, fsync, rename, fsync the directory.
+
+    A crash or kill -9 at any moment leaves either the previous file or the new one, never a torn one,
+    and a temp file left behind by a kill is hidden and ignored by `--resume`.
+    """
+    payload = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, **describe_environment(), **payload}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = path.parent / f".{path.name}.tmp-{os.getpid()}"
+    try:
+        with open(temp, "wb") as handle:
+            torch.save(payload, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+    _fsync_directory(path.parent)
+
+
+def _fsync_directory(directory: Path) -> None:
+    if sys.platform.startswith("win"):
+        return
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    """Load and check a checkpoint; every failure is a CheckpointError with one clear line."""
+    if not path.exists():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    if not path.is_file():
+        raise CheckpointError(f"not a checkpoint file: {path}")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        # weights_only refuses globals it does not know: a crafted or foreign pickle stops here.
+        lines = [line.strip() for line in str(exc).splitlines() if "Unsupported" in line or "WeightsUnpickler" in line]
+        reason = lines[0].removeprefix("WeightsUnpickler error: ") if lines else "unsupported content"
+        raise CheckpointError(f"refusing to load {path}: it holds objects that could execute code ({reason[:160]})") from None
+    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError, KeyError, IndexError) as exc:
+        raise CheckpointError(f"corrupt or truncated checkpoint {path}: {type(exc).__name__}") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT_NAME:
+        raise CheckpointError(f"{path} is not a ddpg-cli checkpoint")
+    version = payload.get("format_version")
+    if version != FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path} has checkpoint format version {version}; this ddpg-cli ({__version__}) reads version {FORMAT_VERSION}"
+        )
+    return payload
+
+
+def resolve_checkpoint(path: Path, which: str = "last") -> Path:
+    """A checkpoint file as given, or `which` (best, last, or a file name) inside a run dir."""
+    if not path.exists():
+        raise CheckpointError(f"no such run directory or checkpoint: {path}")
+    if path.is_file():
+        return path
+    candidate = Path(which)
+    if candidate.is_file():
+        return candidate
+    name = f"{which}.pt" if which in ("best", "last") else which
+    resolved = checkpoint_dir(path) / name
+    if not resolved.is_file():
+        available = sorted(p.name for p in checkpoint_dir(path).glob("*.pt")) if checkpoint_dir(path).is_dir() else []
+        if not available:
+            raise CheckpointError(f"{path} holds no checkpoints (is it a ddpg-cli run directory?)")
+        raise CheckpointError(f"{path} has no checkpoint '{name}'; available: {', '.join(available)}")
+    return resolved
+
+
+def prune_periodic(run_dir: Path, keep: int) -> None:
+    """Keep the `keep` newest periodic snapshots; `best` and `last` are never touched."""
+    snapshots = sorted(checkpoint_dir(run_dir).glob("step_*.pt"))
+    for old in snapshots[: max(len(snapshots) - keep, 0)]:
+        old.unlink(missing_ok=True)

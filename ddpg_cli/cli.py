@@ -1,0 +1,162 @@
+"""The `ddpg` command line: thin Typer commands over the core.
+
+This is the only module that turns domain errors into messages and exit codes:
+0 success; 1 runtime failure; 2 usage, config or input error; 130 / 143 stopped by SIGINT / SIGTERM
+(after saving a checkpoint).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+import time
+from functools import wraps
+from pathlib import Path
+from typing import Annotated, Any, Callable, Optional, TypeVar
+
+import typer
+from rich.console import Console
+
+from ddpg_cli import __version__
+from ddpg_cli.errors import ConfigError, DdpgError
+
+app = typer.Typer(
+    name="ddpg",
+    help="Train, evaluate, render and export DDPG agents on continuous-control Gymnasium environments.",
+    context_settings={"help_option_names": ["-h", "--help"]},
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+console = Console(soft_wrap=True)  # long paths stay whole, for terminals and for scripts
+err_console = Console(stderr=True, soft_wrap=True)
+EXIT_CODES = {"SIGINT": 130, "SIGTERM": 143}
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def reports_errors(command: F) -> F:
+    """Domain errors become one line on stderr and their exit code; nothing prints a traceback unless
+    DDPG_DEBUG=1 asks for it."""
+
+    @wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except (typer.Exit, typer.Abort, typer.TyperException):  # Typer's own flow and usage errors
+            raise
+        except DdpgError as exc:
+            _fail(str(exc), exc.exit_code)
+        except KeyboardInterrupt:
+            _fail("interrupted", 130)
+        except Exception as exc:  # noqa: BLE001 - the edge of the program: report, do not dump
+            if os.environ.get("DDPG_DEBUG"):
+                raise
+            _fail(f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else 'unexpected failure'} (set DDPG_DEBUG=1 for the traceback)", 1)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _fail(message: str, code: int) -> None:
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def _version(value: bool) -> None:
+    if value:
+        console.print(f"ddpg-cli {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_callback(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")] = False,
+) -> None:
+    """Train, evaluate, render and export DDPG agents on continuous-control Gymnasium environments."""
+
+
+# --- train -----------------------------------------------------------------------------------------
+
+
+@app.command()
+@reports_errors
+def train(
+    config: Annotated[Optional[Path], typer.Argument(help="YAML config file. Without one, the built-in default (Pendulum-v1) is used.", show_default=False)] = None,
+    overrides: Annotated[Optional[list[str]], typer.Option("--set", "-s", metavar="KEY=VALUE", help="Override a dotted config key, e.g. --set agent.actor_lr=1e-3 (repeatable).", show_default=False)] = None,
+    run_dir: Annotated[Optional[Path], typer.Option("--run-dir", help="Where the run is written (default: runs/<env>-seed<seed>-<time>).", show_default=False)] = None,
+    resume: Annotated[Optional[Path], typer.Option("--resume", help="Continue the run in this directory to its configured total steps.", show_default=False)] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar; only the summary.")] = False,
+) -> None:
+    """Train a DDPG agent; checkpoints and TensorBoard logs go into the run directory."""
+    from ddpg_cli.config import apply_override, build_config, config_to_dict, load_config
+    from ddpg_cli.train import load_resume, train as run_training
+
+    overrides = overrides or []
+    payload = None
+    if resume is not None:
+        if config is not None or run_dir is not None:
+            raise ConfigError("--resume continues a run with its own config and directory; do not pass CONFIG or --run-dir with it")
+        payload = load_resume(resume)
+        data = config_to_dict(build_config(payload["config"]))
+        for assignment in overrides:
+            if assignment.partition("=")[0].strip() != "train.total_steps":
+                raise ConfigError(f"--set {assignment.partition('=')[0]}: only train.total_steps can change when resuming")
+            apply_override(data, assignment)
+        cfg = build_config(data)
+        target = resume
+        if payload.get("resume") and payload["resume"]["replay_buffer"] is None:
+            err_console.print(
+                "[yellow]warning:[/] this checkpoint holds no replay buffer (checkpoint.save_buffer is 'never', or the buffer "
+                "exceeded checkpoint.buffer_limit_mb); training resumes with an empty buffer, so the resume is NOT exact",
+                highlight=False,
+                soft_wrap=True,
+            )
+        if payload["counters"]["step"] >= cfg.train.total_steps:
+            console.print(f"{resume} already finished {payload['counters']['step']:,} of {cfg.train.total_steps:,} steps; raise them with --set train.total_steps=N")
+            return
+    else:
+        cfg = load_config(config, overrides)
+        target = run_dir or default_run_dir(cfg.env.id, cfg.seed)
+        if (target / "checkpoints").is_dir() and any((target / "checkpoints").glob("*.pt")):
+            raise ConfigError(f"{target} already holds a run; continue it with --resume {target} or choose another --run-dir")
+
+    view = None
+    if not quiet:
+        from ddpg_cli.progress import RichTrainView
+
+        view = RichTrainView(console)
+    action = "resuming" if payload else "training"
+    console.print(f"{action} [bold]{cfg.env.id}[/] for {cfg.train.total_steps:,} steps, seed {cfg.seed} -> {target}", highlight=False, soft_wrap=True)
+    result = run_training(cfg, target, resume=payload, view=view)
+
+    if result.stopped_by:
+        console.print(
+            f"[yellow]stopped by {result.stopped_by}[/] at step {result.steps:,}; checkpoint saved to {target / 'checkpoints' / 'last.pt'}\n"
+            f"resume with: ddpg train --resume {target}",
+            highlight=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(EXIT_CODES[result.stopped_by])
+    final = result.final_eval
+    console.print(f"[bold green]done[/] in {_duration(result.wall_seconds)}: {result.steps:,} steps -> {target}", highlight=False, soft_wrap=True)
+    if final is not None:
+        console.print(f"final eval return {final.mean:.2f} ± {final.std:.2f} over {len(final.returns)} episodes; best eval {result.best_eval:.2f}", highlight=False)
+
+
+def default_run_dir(env_id: str, seed: int) -> Path:
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", env_id.split(":")[-1])
+    return Path("runs") / f"{name}-seed{seed}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def _duration(seconds: float) -> str:
+    minutes, secs = divmod(seconds, 60)
+    hours, minutes = divmod(int(minutes), 60)
+    return f"{hours}h{minutes:02d}m{secs:04.1f}s" if hours else (f"{minutes}m{secs:04.1f}s" if minutes else f"{secs:.1f}s")
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:  # outside a command (e.g. during imports): no traceback either
+        sys.exit(130)

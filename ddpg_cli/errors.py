@@ -1,0 +1,34 @@
+"""The domain errors the core raises.
+
+Only `cli.py` turns them into one line on stderr and an exit code; everything below it raises.
+"""
+
+
+class DdpgError(Exception):
+    """Base class: a failure the user can act on, reported without a traceback."""
+
+    exit_code = 1
+
+
+class ConfigError(DdpgError):
+    """A config file, key, type or value that cannot be used."""
+
+    exit_code = 2
+
+
+class EnvError(DdpgError):
+    """An environment id that does not resolve, or a space DDPG cannot act in."""
+
+    exit_code = 2
+
+
+class CheckpointError(DdpgError):
+    """A missing, corrupt, unsafe or incompatible checkpoint or run directory."""
+
+    exit_code = 2
+
+
+class TrainingDiverged(DdpgError):
+    """A NaN or infinity appeared in a loss, Q value, action or observation."""
+
+    exit_code = 1

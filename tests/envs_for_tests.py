@@ -1,0 +1,70 @@
+"""Small envs the tests load by `envs_for_tests:Name-v0`, the way users load their own envs."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+from gymnasium.envs.registration import register
+
+
+class AsymmetricBoundsEnv(gym.Env):
+    """Two action dims with asymmetric bounds; reward is best at a fixed target action.
+
+    Every action it receives is kept in `received`, so tests can check scaling and clipping.
+    Episodes end by termination after `episode_length` steps when `terminate` is set, otherwise by
+    the TimeLimit wrapper.
+    """
+
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 30}
+
+    def __init__(self, episode_length: int = 7, terminate: bool = True, render_mode: str | None = None) -> None:
+        self.action_space = gym.spaces.Box(np.array([-3.0, 0.0], dtype=np.float32), np.array([1.0, 10.0], dtype=np.float32))
+        self.observation_space = gym.spaces.Box(-np.inf, np.inf, shape=(3,), dtype=np.float32)
+        self.episode_length = episode_length
+        self.terminate = terminate
+        self.render_mode = render_mode
+        self.received: list[np.ndarray] = []
+        self.target = np.array([0.5, 2.0], dtype=np.float32)
+        self.t = 0
+        self.position = np.zeros(3, dtype=np.float32)
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        self.t = 0
+        self.position = self.np_random.uniform(-1, 1, size=3).astype(np.float32)
+        return self.position.copy(), {}
+
+    def step(self, action):
+        action = np.asarray(action, dtype=np.float32)
+        self.received.append(action.copy())
+        self.t += 1
+        self.position[:2] += 0.1 * (action - self.target)
+        self.position[2] = self.t
+        reward = -float(np.sum((action - self.target) ** 2))
+        terminated = self.terminate and self.t >= self.episode_length
+        return self.position.copy(), reward, terminated, False, {}
+
+    def render(self):
+        frame = np.zeros((32, 32, 3), dtype=np.uint8)
+        frame[:, : 4 + 4 * self.t % 28] = 255
+        return frame
+
+
+class NonFiniteEnv(AsymmetricBoundsEnv):
+    """Returns a NaN observation at a given step of the first episode: a broken simulator."""
+
+    def __init__(self, nan_at: int = 30, **kwargs) -> None:
+        super().__init__(episode_length=10_000, terminate=False, **kwargs)
+        self.nan_at = nan_at
+        self.total = 0
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = super().step(action)
+        self.total += 1
+        if self.total == self.nan_at:
+            obs[0] = np.nan
+        return obs, reward, terminated, truncated, info
+
+
+register(id="AsymmetricBounds-v0", entry_point=AsymmetricBoundsEnv, max_episode_steps=50)
+register(id="NonFinite-v0", entry_point=NonFiniteEnv, max_episode_steps=1000)

@@ -1,0 +1,182 @@
+"""The maths of the agent: the explicit chain-rule actor update, inverting gradients, TD target, Polyak."""
+
+import copy
+
+import pytest
+import torch
+
+from ddpg_cli.agent import DDPGAgent, invert_gradients, polyak_update, td_target
+from ddpg_cli.config import AgentConfig
+
+OBS_DIM, ACTION_DIM, BATCH = 5, 3, 64
+
+
+def make_agent(**overrides) -> DDPGAgent:
+    torch.manual_seed(0)
+    config = AgentConfig(actor_hidden=[32, 32], critic_hidden=[32, 32], **overrides)
+    return DDPGAgent(OBS_DIM, ACTION_DIM, config)
+
+
+def reference_actor_gradients(agent: DDPGAgent, obs: torch.Tensor) -> list[torch.Tensor]:
+    """Plain autograd of -mean Q(s, mu(s)) with respect to the actor's parameters (on copies)."""
+    actor, critic = copy.deepcopy(agent.actor), copy.deepcopy(agent.critic)
+    loss = -critic(obs, actor(obs)).mean()
+    return list(torch.autograd.grad(loss, list(actor.parameters())))
+
+
+def test_actor_update_equals_autograd_of_minus_mean_q():
+    agent = make_agent()
+    obs = torch.randn(BATCH, OBS_DIM)
+    expected = reference_actor_gradients(agent, obs)
+
+    agent.update_actor(obs)  # the optimiser step does not clear .grad, so the gradient is still there
+
+    for got, want in zip((p.grad for p in agent.actor.parameters()), expected, strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-7)
+    assert any(w.abs().max() > 0 for w in expected)  # a real, non-trivial gradient was compared
+
+
+def test_actor_update_leaves_critic_parameters_and_grads_untouched():
+    agent = make_agent()
+    obs = torch.randn(BATCH, OBS_DIM)
+    # Give the critic real gradients first, as the critic step leaves them.
+    agent.update_critic(obs, torch.rand(BATCH, ACTION_DIM) * 2 - 1, torch.randn(BATCH), obs, torch.zeros(BATCH))
+    params_before = [p.detach().clone() for p in agent.critic.parameters()]
+    grads_before = [p.grad.clone() for p in agent.critic.parameters()]
+    actor_before = [p.detach().clone() for p in agent.actor.parameters()]
+
+    agent.update_actor(obs)
+
+    for p, before, grad_before in zip(agent.critic.parameters(), params_before, grads_before, strict=True):
+        assert torch.equal(p, before)
+        assert torch.equal(p.grad, grad_before)
+    assert any(not torch.equal(p, b) for p, b in zip(agent.actor.parameters(), actor_before))  # the actor did move
+
+
+def test_actor_step_computes_no_critic_gradient_when_critic_has_none():
+    agent = make_agent()
+    agent.update_actor(torch.randn(BATCH, OBS_DIM))
+    assert all(p.grad is None for p in agent.critic.parameters())
+
+
+def _invert_reference(g: float, a: float, low: float, high: float) -> float:
+    """Hausknecht & Stone (2016), eq. 4, written out for one element."""
+    if g > 0:
+        return g * (high - a) / (high - low)
+    return g * (a - low) / (high - low)
+
+
+@pytest.mark.parametrize("low, high", [(-1.0, 1.0), (-2.0, 5.0), (0.0, 0.5)])
+def test_invert_gradients_matches_rule_elementwise(low, high):
+    generator = torch.Generator().manual_seed(1)
+    width = high - low
+    action = low - 0.3 * width + torch.rand(200, 4, generator=generator, dtype=torch.float64) * 1.6 * width  # some outside
+    dq_da = torch.randn(200, 4, generator=generator, dtype=torch.float64)
+    got = invert_gradients(dq_da, action, low, high)
+    want = torch.tensor([[_invert_reference(g, a, low, high) for g, a in zip(gr, ar)] for gr, ar in zip(dq_da.tolist(), action.tolist())], dtype=torch.float64)
+    torch.testing.assert_close(got, want)
+
+
+def test_invert_gradients_signs():
+    low, high = -1.0, 1.0
+    cases = {
+        # (dq_da, action): expected bounded gradient
+        (2.0, 0.5): 2.0 * 0.5 / 2,  # pushing up: scaled by the room left above
+        (-2.0, 0.5): -2.0 * 1.5 / 2,  # pushing down: scaled by the room left below
+        (2.0, 1.0): 0.0,  # at the upper bound, an upward push vanishes
+        (-2.0, -1.0): 0.0,  # at the lower bound, a downward push vanishes
+        (1.0, 1.5): -0.25,  # above the bound, an upward push is inverted: back inside
+        (-1.0, -1.5): 0.25,  # below the bound, a downward push is inverted: back inside
+        (-1.0, 1.5): -1.25,  # above the bound, a downward push is amplified
+    }
+    for (g, a), want in cases.items():
+        got = invert_gradients(torch.tensor([g]), torch.tensor([a]), low, high)
+        assert got.item() == pytest.approx(want), (g, a)
+
+
+def test_inverting_gradients_actor_update_uses_bounded_dq_da():
+    agent = make_agent(invert_gradients=True)
+    assert not agent.actor.squash  # the output layer is linear
+    obs = torch.randn(BATCH, OBS_DIM)
+    actor, critic = copy.deepcopy(agent.actor), copy.deepcopy(agent.critic)
+    action = actor(obs)
+    leaf = action.detach().requires_grad_(True)
+    (dq_da,) = torch.autograd.grad(critic(obs, leaf).sum(), leaf)
+    bounded = invert_gradients(dq_da, leaf.detach(), -1.0, 1.0)
+    expected = torch.autograd.grad(-(bounded * action).sum() / BATCH, list(actor.parameters()))
+
+    agent.update_actor(obs)
+
+    for got, want in zip((p.grad for p in agent.actor.parameters()), expected, strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-7)
+
+
+def test_inverting_gradients_pulls_out_of_range_actions_back():
+    """A critic that always wants larger actions cannot push a linear actor past the upper bound."""
+    torch.manual_seed(0)
+    agent = DDPGAgent(2, 1, AgentConfig(actor_hidden=[16], critic_hidden=[16], invert_gradients=True, actor_lr=1e-2))
+    with torch.no_grad():  # Q(s, a) = 10 * a: dQ/da = +10 everywhere
+        agent.critic.net[0].weight.zero_()
+        agent.critic.net[0].bias.fill_(1.0)
+        agent.critic.net[2].weight.fill_(10.0)
+        agent.critic.net[2].bias.zero_()
+        agent.critic.net[0].weight[:, 2] = 1.0
+        agent.actor.net[-1].bias.fill_(3.0)  # start far above the bound
+    obs = torch.randn(128, 2)
+    for _ in range(600):
+        agent.update_actor(obs)
+    actions = agent.act(obs)
+    assert actions.max() <= 1.0 + 0.05
+    assert actions.mean() > 0.8  # and it still sits near the bound the critic prefers
+
+
+def test_td_target_bootstraps_through_truncation_not_termination():
+    reward = torch.tensor([1.0, 1.0])
+    next_q = torch.tensor([10.0, 10.0])
+    terminated = torch.tensor([0.0, 1.0])  # first: alive or truncated; second: terminal
+    torch.testing.assert_close(td_target(reward, terminated, next_q, 0.9), torch.tensor([10.0, 1.0]))
+
+
+def test_polyak_update_is_lerp_over_all_tensors():
+    target = [torch.zeros(3), torch.ones(2, 2)]
+    online = [torch.ones(3), torch.full((2, 2), 3.0)]
+    polyak_update(target, online, 0.25)
+    torch.testing.assert_close(target[0], torch.full((3,), 0.25))
+    torch.testing.assert_close(target[1], torch.full((2, 2), 1.5))
+
+
+def test_critic_update_moves_only_the_critic_and_targets_follow_slowly():
+    agent = make_agent(tau=0.1)
+    obs = torch.randn(BATCH, OBS_DIM)
+    actor_before = [p.detach().clone() for p in agent.actor.parameters()]
+    target_before = [p.detach().clone() for p in agent.critic_target.parameters()]
+    agent.update_critic(obs, torch.zeros(BATCH, ACTION_DIM), torch.ones(BATCH), obs, torch.zeros(BATCH))
+    assert all(torch.equal(p, b) for p, b in zip(agent.actor.parameters(), actor_before))
+    assert all(torch.equal(p, b) for p, b in zip(agent.critic_target.parameters(), target_before))
+    agent.update_targets()
+    for target, online, before in zip(agent.critic_target.parameters(), agent.critic.parameters(), target_before):
+        torch.testing.assert_close(target, 0.9 * before + 0.1 * online)
+
+
+def test_policy_delay_updates_actor_every_k_critic_steps():
+    agent = make_agent(policy_delay=2)
+    from ddpg_cli.replay_buffer import Batch
+
+    batch = Batch(torch.randn(8, OBS_DIM), torch.zeros(8, ACTION_DIM), torch.zeros(8), torch.randn(8, OBS_DIM), torch.zeros(8))
+    before = [p.detach().clone() for p in agent.actor.parameters()]
+    agent.update(batch)
+    assert all(torch.equal(p, b) for p, b in zip(agent.actor.parameters(), before))
+    agent.update(batch)
+    assert any(not torch.equal(p, b) for p, b in zip(agent.actor.parameters(), before))
+
+
+def test_metrics_and_finiteness():
+    agent = make_agent()
+    obs = torch.randn(BATCH, OBS_DIM)
+    agent.update_critic(obs, torch.zeros(BATCH, ACTION_DIM), torch.ones(BATCH), obs, torch.zeros(BATCH))
+    agent.update_actor(obs)
+    metrics = agent.pop_metrics()
+    assert set(metrics) == {"critic_loss", "q_data", "actor_q", "dq_da_norm", "at_bound_fraction"}
+    assert agent.all_finite()
+    agent.update_critic(obs, torch.zeros(BATCH, ACTION_DIM), torch.full((BATCH,), float("nan")), obs, torch.zeros(BATCH))
+    assert not agent.all_finite()

@@ -1,0 +1,204 @@
+"""End-to-end `ddpg train`: the run dir, the checkpoint, TensorBoard, determinism and exact resume."""
+
+import json
+import os
+import signal
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from gymnasium.vector import SyncVectorEnv
+from typer.testing import CliRunner
+
+from ddpg_cli.checkpoint import load_checkpoint
+from ddpg_cli.cli import app
+
+ROOT = Path(__file__).resolve().parent.parent
+runner = CliRunner()
+
+# A tiny run: 120 transitions, learning from step 30, Pendulum episodes truncated at 25 steps.
+TINY = [
+    "agent.actor_hidden=[16, 16]",
+    "agent.critic_hidden=[16, 16]",
+    "agent.batch_size=16",
+    "agent.buffer_size=1000",
+    "env.max_episode_steps=25",
+    "train.total_steps=120",
+    "train.learning_starts=30",
+    "eval.every=0",
+    "eval.episodes=1",
+    "checkpoint.every=0",
+    "logging.every=20",
+    "logging.tensorboard=false",
+]
+
+
+def run_train(*args: str) -> object:
+    result = runner.invoke(app, ["train", *args, "--quiet"])
+    return result
+
+
+def sets(items: list[str]) -> list[str]:
+    return [part for item in items for part in ("--set", item)]
+
+
+def final_state(run_dir: Path) -> dict:
+    return load_checkpoint(run_dir / "checkpoints" / "last.pt")
+
+
+def assert_same_training_state(a: dict, b: dict) -> None:
+    """Bitwise: every network, both optimisers, the replay buffer and the counters."""
+    for key in ("actor", "critic", "actor_target", "critic_target", "normalizer"):
+        for name, tensor in a["agent"][key].items():
+            assert torch.equal(tensor, b["agent"][key][name]), f"{key}.{name} differs"
+    for key in ("actor_optimizer", "critic_optimizer"):
+        for index, slot in a["agent"][key]["state"].items():
+            for name, value in slot.items():
+                assert torch.equal(value, b["agent"][key]["state"][index][name]), f"{key} {index} {name} differs"
+    buffer_a, buffer_b = a["resume"]["replay_buffer"], b["resume"]["replay_buffer"]
+    for name in ("obs", "action", "reward", "next_obs", "terminated"):
+        assert torch.equal(buffer_a[name], buffer_b[name]), f"replay buffer {name} differs"
+    assert a["counters"]["step"] == b["counters"]["step"]
+    assert a["counters"]["episodes"] == b["counters"]["episodes"]
+
+
+def test_smoke_config_end_to_end(tmp_path):
+    run_dir = tmp_path / "smoke"
+    result = run_train(str(ROOT / "configs" / "smoke.yaml"), "--run-dir", str(run_dir))
+    assert result.exit_code == 0, result.output
+    assert "final eval return" in result.output
+
+    config = yaml.safe_load((run_dir / "config.yaml").read_text())
+    assert config["env"]["id"] == "Pendulum-v1" and config["train"]["total_steps"] == 400
+    for name in ("last.pt", "best.pt", "step_000000200.pt"):
+        assert (run_dir / "checkpoints" / name).is_file()
+    state = load_checkpoint(run_dir / "checkpoints" / "last.pt")
+    assert state["counters"]["step"] == 400
+    assert state["config"] == config
+    assert state["resume"]["replay_buffer"]["size"] == 400
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["steps"] == 400 and len(summary["final_eval"]["returns"]) == 2
+
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(run_dir / "tensorboard"))
+    events.Reload()
+    scalars = set(events.Tags()["scalars"])
+    for tag in (
+        "train/critic_loss",
+        "train/actor_q",
+        "train/dq_da_norm",
+        "train/at_bound_fraction",
+        "train/steps_per_second",
+        "train/noise_sigma",
+        "episode/return",
+        "episode/length",
+        "eval/return",
+    ):
+        assert tag in scalars, f"{tag} missing from {sorted(scalars)}"
+    assert [e.step for e in events.Scalars("eval/return")] == [200, 400]
+    assert any("config" in tag for tag in events.Tags()["tensors"])
+
+
+def test_same_seed_gives_identical_weights(tmp_path):
+    for name in ("a", "b"):
+        assert run_train(*sets(TINY), "--run-dir", str(tmp_path / name)).exit_code == 0
+    assert_same_training_state(final_state(tmp_path / "a"), final_state(tmp_path / "b"))
+    assert run_train(*sets(TINY + ["seed=1"]), "--run-dir", str(tmp_path / "c")).exit_code == 0
+    a, c = final_state(tmp_path / "a"), final_state(tmp_path / "c")
+    assert not torch.equal(a["agent"]["actor"]["net.0.weight"], c["agent"]["actor"]["net.0.weight"])
+
+
+def interrupt_at(monkeypatch: pytest.MonkeyPatch, vector_steps: set[int], signum: int = signal.SIGINT) -> None:
+    """Send a real signal to this process during the given vector-env steps (counted from 1)."""
+    original = SyncVectorEnv.step
+    calls = {"n": 0}
+
+    def step(self, actions):
+        calls["n"] += 1
+        if calls["n"] in vector_steps:
+            os.kill(os.getpid(), signum)
+        return original(self, actions)
+
+    monkeypatch.setattr(SyncVectorEnv, "step", step)
+
+
+@pytest.mark.parametrize(
+    "extra, stops",
+    [
+        # Pendulum (truncation): during warm-up, right after an episode boundary (step 25), mid-episode.
+        ([], [10, 25, 63]),
+        # Two envs and termination by the env itself (episodes of 7 steps); twice mid-episode.
+        (["train.num_envs=2", "env.id=envs_for_tests:AsymmetricBounds-v0", "env.max_episode_steps=null", "noise.type=ou"], [4, 7, 22]),
+    ],
+    ids=["pendulum", "two-envs-terminating"],
+)
+def test_interrupted_and_resumed_run_is_bitwise_identical(tmp_path, monkeypatch, extra, stops):
+    config = sets(TINY + extra)
+    assert run_train(*config, "--run-dir", str(tmp_path / "straight")).exit_code == 0
+
+    interrupted = tmp_path / "interrupted"
+    first = True
+    for stop in stops:
+        with monkeypatch.context() as patch:
+            interrupt_at(patch, {stop if first else stop - previous})
+            args = [*config, "--run-dir", str(interrupted)] if first else ["--resume", str(interrupted)]
+            result = run_train(*args)
+        assert result.exit_code == 130, result.output
+        assert f"resume with: ddpg train --resume {interrupted}" in result.output.replace("\n", " ")
+        previous, first = stop, False
+    result = run_train("--resume", str(interrupted))
+    assert result.exit_code == 0, result.output
+
+    assert_same_training_state(final_state(tmp_path / "straight"), final_state(interrupted))
+
+
+def test_sigterm_saves_and_exits_143(tmp_path, monkeypatch):
+    interrupt_at(monkeypatch, {40}, signal.SIGTERM)
+    result = run_train(*sets(TINY), "--run-dir", str(tmp_path / "run"))
+    assert result.exit_code == 143, result.output
+    assert final_state(tmp_path / "run")["counters"]["step"] == 40
+
+
+def test_resume_without_replay_buffer_says_it_is_not_exact(tmp_path, monkeypatch):
+    with monkeypatch.context() as patch:
+        interrupt_at(patch, {50})
+        result = run_train(*sets(TINY + ["checkpoint.save_buffer=never"]), "--run-dir", str(tmp_path / "run"))
+    assert result.exit_code == 130
+    assert final_state(tmp_path / "run")["resume"]["replay_buffer"] is None
+    result = run_train("--resume", str(tmp_path / "run"))
+    assert result.exit_code == 0, result.output
+    assert "NOT exact" in result.output
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["exact_resume"] is False
+
+
+def test_resume_extends_total_steps(tmp_path):
+    run_dir = tmp_path / "run"
+    assert run_train(*sets(TINY), "--run-dir", str(run_dir)).exit_code == 0
+    result = run_train("--resume", str(run_dir))
+    assert result.exit_code == 0 and "already finished" in result.output
+    assert run_train("--resume", str(run_dir), "--set", "train.total_steps=150").exit_code == 0
+    assert final_state(run_dir)["counters"]["step"] == 150
+
+
+def test_actions_reach_the_env_scaled_and_clipped(tmp_path, monkeypatch):
+    """Asymmetric bounds: every action the env receives lies in [low, high], and both ends are used."""
+    from envs_for_tests import AsymmetricBoundsEnv
+
+    received = []
+    original = AsymmetricBoundsEnv.step
+
+    def spy(self, action):
+        received.append(np.asarray(action))
+        return original(self, action)
+
+    monkeypatch.setattr(AsymmetricBoundsEnv, "step", spy)
+    config = sets(TINY + ["env.id=envs_for_tests:AsymmetricBounds-v0", "env.max_episode_steps=null", "noise.sigma=2.0"])
+    assert run_train(*config, "--run-dir", str(tmp_path / "run")).exit_code == 0
+    actions = np.stack(received)
+    low, high = np.array([-3.0, 0.0]), np.array([1.0, 10.0])
+    assert np.all(actions >= low) and np.all(actions <= high)
+    assert np.isclose(actions, high).any(axis=0).all()  # large noise: clipped at the bounds, not past them
+    assert actions[:, 1].max() > 5.0 and actions[:, 0].min() < -1.0  # the whole asymmetric range is used
