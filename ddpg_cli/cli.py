@@ -144,6 +144,57 @@ def train(
         console.print(f"final eval return {final.mean:.2f} ± {final.std:.2f} over {len(final.returns)} episodes; best eval {result.best_eval:.2f}", highlight=False)
 
 
+# --- eval ------------------------------------------------------------------------------------------
+
+CheckpointOption = Annotated[str, typer.Option("--checkpoint", "-c", help="In a run dir: best, last, or a checkpoint file name.")]
+
+
+@app.command("eval")
+@reports_errors
+def eval_command(
+    path: Annotated[Path, typer.Argument(help="A run directory or a checkpoint file.", show_default=False)],
+    episodes: Annotated[Optional[int], typer.Option("--episodes", "-n", min=1, help="Episodes to run (default: the run's eval.episodes).", show_default=False)] = None,
+    seed: Annotated[Optional[int], typer.Option("--seed", min=0, help="Episode i resets with seed+i (default: the run's eval.seed).", show_default=False)] = None,
+    checkpoint: CheckpointOption = "last",
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object to stdout and nothing else there.")] = False,
+    min_return: Annotated[Optional[float], typer.Option("--min-return", help="Exit 1 when the mean return falls below this (a CI gate).", show_default=False)] = None,
+) -> None:
+    """Evaluate a trained policy deterministically (no noise) on fresh envs."""
+    import json
+
+    from ddpg_cli.envs import make_env
+    from ddpg_cli.evaluate import evaluate
+    from ddpg_cli.policy import load_policy
+
+    loaded = load_policy(path, checkpoint)
+    episodes = episodes or loaded.config.eval.episodes
+    seed = loaded.config.eval.seed if seed is None else seed
+    env = make_env(loaded.config.env)
+    try:
+        result = evaluate(loaded.policy, env, episodes, seed)
+    finally:
+        env.close()
+
+    if as_json:
+        payload = {**result.as_dict(), "checkpoint": str(loaded.checkpoint), "step": loaded.step, "env_id": loaded.config.env.id}
+        typer.echo(json.dumps(payload))
+    else:
+        from rich.table import Table
+
+        table = Table(title=f"{loaded.config.env.id} · {loaded.checkpoint} · step {loaded.step:,}", title_justify="left")
+        table.add_column("episode", justify="right")
+        table.add_column("seed", justify="right")
+        table.add_column("return", justify="right")
+        table.add_column("length", justify="right")
+        for i, (episode_return, length) in enumerate(zip(result.returns, result.lengths)):
+            table.add_row(str(i), str(seed + i), f"{episode_return:.2f}", str(length))
+        console.print(table)
+        console.print(f"mean return {result.mean:.2f} ± {result.std:.2f} over {len(result.returns)} episodes", highlight=False)
+    if min_return is not None and result.mean < min_return:
+        err_console.print(f"[bold red]failed:[/] mean return {result.mean:.2f} is below --min-return {min_return:g}", highlight=False)
+        raise typer.Exit(1)
+
+
 def default_run_dir(env_id: str, seed: int) -> Path:
     name = re.sub(r"[^A-Za-z0-9_.-]+", "_", env_id.split(":")[-1])
     return Path("runs") / f"{name}-seed{seed}-{time.strftime('%Y%m%d-%H%M%S')}"

@@ -157,12 +157,12 @@ def train(config: Config, run_dir: Path, resume: dict[str, Any] | None = None, v
         if not agent.all_finite():
             return  # never replace a good checkpoint with a diverged one
         counters.wall_seconds = wall_before + (time.monotonic() - session_start)
-        state = training_state(config, counters, agent, buffer if with_buffer else None, noise, warmup_rng, sampler, episodes, action_dim)
+        state = training_state(config, counters, agent, buffer if with_buffer else None, noise, warmup_rng, sampler, episodes, low, high)
         ckpt.save_checkpoint(state, ckpt.checkpoint_dir(run_dir) / ckpt.LAST)
 
     def save_snapshot(name: str) -> None:
         if agent.all_finite():
-            ckpt.save_checkpoint(training_state(config, counters, agent, None, None, None, None, None, action_dim), ckpt.checkpoint_dir(run_dir) / name)
+            ckpt.save_checkpoint(training_state(config, counters, agent, None, None, None, None, None, low, high), ckpt.checkpoint_dir(run_dir) / name)
 
     def run_evaluation() -> EvalResult:
         result = evaluate(policy, eval_env, config.eval.episodes, config.eval.seed, device)
@@ -334,7 +334,8 @@ def training_state(
     warmup_rng: np.random.Generator | None,
     sampler: torch.Generator | None,
     episodes: list[EpisodeRecord] | None,
-    action_dim: int,
+    action_low: np.ndarray,
+    action_high: np.ndarray,
 ) -> dict[str, Any]:
     """The checkpoint payload. Snapshots (best, periodic) pass None for the resume-only parts."""
     state: dict[str, Any] = {
@@ -350,8 +351,11 @@ def training_state(
         },
         "agent": agent.state_dict(),
         "spaces": {
+            "env_id": config.env.id,
             "obs_dim": agent.obs_dim,
             "action_dim": agent.action_dim,
+            "action_low": action_low.tolist(),
+            "action_high": action_high.tolist(),
         },
         "resume": None,
     }
@@ -365,7 +369,7 @@ def training_state(
                 "warmup": warmup_rng.bit_generator.state,
                 "sampler": sampler.get_state().cpu(),
             },
-            "episodes": [episode.to_state(action_dim) for episode in episodes],
+            "episodes": [episode.to_state(agent.action_dim) for episode in episodes],
             "replay_buffer": buffer.state_dict() if buffer is not None else None,
         }
     return state
