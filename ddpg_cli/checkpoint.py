@@ -17,10 +17,12 @@ Run directory layout:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
 import platform
 import sys
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -28,13 +30,14 @@ from typing import Any
 import torch
 
 from ddpg_cli import __version__
-from ddpg_cli.errors import CheckpointError
+from ddpg_cli.errors import CheckpointError, StorageError
 
 FORMAT_NAME = "ddpg-cli-checkpoint"
 FORMAT_VERSION = 1
 CHECKPOINT_DIR = "checkpoints"
 LAST = "last.pt"
 BEST = "best.pt"
+TEMP_PREFIX, TEMP_SUFFIX = ".", ".tmp-"  # a file being written is `.NAME.tmp-PID` until it is renamed
 
 
 def checkpoint_dir(run_dir: Path) -> Path:
@@ -58,21 +61,46 @@ def save_checkpoint(payload: dict[str, Any], path: Path) -> None:
     """Write atomically: a hidden temp file in the same directory, fsync, rename, fsync the directory.
 
     A crash or kill -9 at any moment leaves either the previous file or the new one, never a torn one,
-    and a temp file left behind by a kill is hidden and ignored by `--resume`.
+    and a temp file left behind by a kill is hidden, ignored, and removed by `--resume`. A failed write
+    (a full disk, an I/O error) raises StorageError and leaves the previous file as it was.
     """
     payload = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, **describe_environment(), **payload}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.parent / f".{path.name}.tmp-{os.getpid()}"
+    temp = path.parent / f"{TEMP_PREFIX}{path.name}{TEMP_SUFFIX}{os.getpid()}"
+    replaced = False
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         with open(temp, "wb") as handle:
             torch.save(payload, handle)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temp, path)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
-    _fsync_directory(path.parent)
+        replaced = True
+        _fsync_directory(path.parent)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            temp.unlink(missing_ok=True)
+        # torch.save reports a failed write as a RuntimeError whose context is the OSError
+        os_error = _os_error(exc) if isinstance(exc, Exception) else None
+        if os_error is None:
+            raise
+        kept = f"; the previous {path.name} is intact" if path.is_file() and not replaced else ""
+        raise StorageError(f"cannot write checkpoint {path}: {os_error.strerror or os_error}{kept}") from None
+
+
+def _os_error(exc: BaseException | None) -> OSError | None:
+    seen = 0
+    while exc is not None and seen < 10:
+        if isinstance(exc, OSError):
+            return exc
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return None
+
+
+def remove_stale_temp_files(directory: Path) -> None:
+    """Delete the temp files a killed writer left behind (`.NAME.tmp-PID`); none is ever a checkpoint."""
+    for temp in directory.glob(f"{TEMP_PREFIX}*{TEMP_SUFFIX}*"):
+        with contextlib.suppress(OSError):
+            temp.unlink()
 
 
 def _fsync_directory(directory: Path) -> None:
@@ -92,11 +120,14 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise CheckpointError(f"not a checkpoint file: {path}")
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # e.g. "Detected pickle protocol 4": noise on top of our one line
+            warnings.simplefilter("ignore")
+            payload = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         # weights_only refuses globals it does not know: a crafted or foreign pickle stops here.
-        lines = [line.strip() for line in str(exc).splitlines() if "Unsupported" in line or "WeightsUnpickler" in line]
-        reason = lines[0].removeprefix("WeightsUnpickler error: ") if lines else "unsupported content"
+        lines = [line.strip() for line in str(exc).splitlines() if "unsupported" in line.lower() and not line.startswith(("Please", "Check"))]
+        # ... without torch's advice to allow-list the global: not what to do with a file like this one
+        reason = lines[0].removeprefix("WeightsUnpickler error: ").split(". Please")[0] if lines else "unsupported content"
         raise CheckpointError(f"refusing to load {path}: it holds objects that could execute code ({reason[:160]})") from None
     except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError, KeyError, IndexError) as exc:
         raise CheckpointError(f"corrupt or truncated checkpoint {path}: {type(exc).__name__}") from None

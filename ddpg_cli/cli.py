@@ -59,8 +59,14 @@ def reports_errors(command: F) -> F:
 
 
 def _fail(message: str, code: int) -> None:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    from rich.markup import escape  # the message is text: 'ddpg-cli[render]' must not read as markup
+
+    message = _UNPRINTABLE.sub(lambda match: repr(match.group())[1:-1], message)  # one line, whatever a key holds
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
+
+
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 def _version(value: bool) -> None:
@@ -121,6 +127,11 @@ def train(
         if (target / "checkpoints").is_dir() and any((target / "checkpoints").glob("*.pt")):
             raise ConfigError(f"{target} already holds a run; continue it with --resume {target} or choose another --run-dir")
 
+    if cfg.train.precision == "bf16" and cfg.train.device != "cuda":
+        from ddpg_cli.agent import cpu_has_fast_bf16
+
+        if not cpu_has_fast_bf16():
+            err_console.print("[yellow]warning:[/] train.precision is bf16 but this CPU has no native bfloat16 (AVX512-BF16 or AMX); expect it to be much slower than fp32", highlight=False)
     view = None
     if not quiet:
         from ddpg_cli.progress import RichTrainView
@@ -147,14 +158,16 @@ def train(
 # --- eval ------------------------------------------------------------------------------------------
 
 CheckpointOption = Annotated[str, typer.Option("--checkpoint", "-c", help="In a run dir: best, last, or a checkpoint file name.")]
+PolicyPathArgument = Annotated[Path, typer.Argument(help="A run directory or a checkpoint file.", show_default=False)]
+SeedOption = Annotated[Optional[int], typer.Option("--seed", min=0, help="Episode i resets with seed+i (default: the run's eval.seed).", show_default=False)]
 
 
 @app.command("eval")
 @reports_errors
 def eval_command(
-    path: Annotated[Path, typer.Argument(help="A run directory or a checkpoint file.", show_default=False)],
+    path: PolicyPathArgument,
     episodes: Annotated[Optional[int], typer.Option("--episodes", "-n", min=1, help="Episodes to run (default: the run's eval.episodes).", show_default=False)] = None,
-    seed: Annotated[Optional[int], typer.Option("--seed", min=0, help="Episode i resets with seed+i (default: the run's eval.seed).", show_default=False)] = None,
+    seed: SeedOption = None,
     checkpoint: CheckpointOption = "last",
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object to stdout and nothing else there.")] = False,
     min_return: Annotated[Optional[float], typer.Option("--min-return", help="Exit 1 when the mean return falls below this (a CI gate).", show_default=False)] = None,
@@ -193,6 +206,93 @@ def eval_command(
     if min_return is not None and result.mean < min_return:
         err_console.print(f"[bold red]failed:[/] mean return {result.mean:.2f} is below --min-return {min_return:g}", highlight=False)
         raise typer.Exit(1)
+
+
+# --- render ----------------------------------------------------------------------------------------
+
+
+@app.command("render")
+@reports_errors
+def render_command(
+    path: PolicyPathArgument,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="The video to write: FILE.gif or FILE.mp4.", show_default=False)] = None,
+    episodes: Annotated[int, typer.Option("--episodes", "-n", min=1, help="Episodes to record, back to back.")] = 1,
+    fps: Annotated[Optional[float], typer.Option("--fps", min=1, max=240, help="Frames per second (default: the env's render_fps, else 30).", show_default=False)] = None,
+    seed: SeedOption = None,
+    checkpoint: CheckpointOption = "last",
+    human: Annotated[bool, typer.Option("--human", help="Show the episodes in a window instead of writing a video (needs a display).")] = False,
+) -> None:
+    """Record deterministic episodes to a GIF or MP4 (headless), or watch them with --human."""
+    from ddpg_cli.policy import load_policy
+    from ddpg_cli.render import render_video, render_window
+
+    if human and out is not None:
+        raise ConfigError("--human shows the episodes in a window and writes no file; drop --out, or drop --human to write the video")
+    if not human and out is None:
+        raise ConfigError("render needs --out FILE.gif or FILE.mp4 (or --human to watch in a window)")
+    loaded = load_policy(path, checkpoint)
+    seed = loaded.config.eval.seed if seed is None else seed
+    if human:
+        result = render_window(loaded, episodes, seed)
+        console.print(f"showed {episodes} episode{'s' if episodes > 1 else ''} of {loaded.config.env.id} in a window", highlight=False, markup=False)
+    else:
+        result = render_video(loaded, out, episodes, seed, fps)
+        console.print(f"wrote {result.out}: {result.frames} frames at {result.fps:g} fps (per episode: the reset frame, then one per step)", highlight=False, markup=False)
+    for i, (episode_return, length) in enumerate(zip(result.eval.returns, result.eval.lengths)):
+        console.print(f"episode {i} (seed {seed + i}): return {episode_return:.2f}, {length} steps", highlight=False, markup=False)
+
+
+# --- export ----------------------------------------------------------------------------------------
+
+
+@app.command("export")
+@reports_errors
+def export_command(
+    path: PolicyPathArgument,
+    fmt: Annotated[str, typer.Option("--format", "-f", metavar="onnx|torchscript", help="onnx (run it with onnxruntime) or torchscript (torch.jit.load).", show_default=False)],
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="File to write (default: <run_dir>/export/policy.onnx or .pt); a JSON sidecar goes to FILE.json.", show_default=False)] = None,
+    checkpoint: CheckpointOption = "last",
+) -> None:
+    """Export the policy to ONNX or TorchScript (obs -> actions), verified after writing."""
+    from ddpg_cli.export import TOLERANCE, export_policy
+    from ddpg_cli.policy import load_policy
+
+    loaded = load_policy(path, checkpoint)
+    result = export_policy(loaded, fmt, out)
+    console.print(f"exported {loaded.checkpoint} (step {loaded.step:,}) as {result.format} to {result.out}", highlight=False, markup=False)
+    console.print(f"sidecar {result.sidecar}", highlight=False, markup=False)
+    console.print(
+        f"verified on {result.observations} observations from {loaded.config.env.id}: max abs difference {result.max_abs_diff:.1e} (tolerance {TOLERANCE:g})",
+        highlight=False,
+        markup=False,
+    )
+
+
+# --- config ----------------------------------------------------------------------------------------
+
+config_app = typer.Typer(help="Inspect configs: the resolved config of a run, and the reference of every key.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+
+
+@config_app.command("show")
+@reports_errors
+def config_show(
+    config: Annotated[Optional[Path], typer.Argument(help="YAML config file. Without one, the built-in default (Pendulum-v1) is shown.", show_default=False)] = None,
+    overrides: Annotated[Optional[list[str]], typer.Option("--set", "-s", metavar="KEY=VALUE", help="Override a dotted config key, as in `ddpg train` (repeatable).", show_default=False)] = None,
+) -> None:
+    """Print, as YAML, the full config `ddpg train` would use: defaults < file < --set."""
+    from ddpg_cli.config import config_to_yaml, load_config
+
+    typer.echo(config_to_yaml(load_config(config, overrides or [])), nl=False)
+
+
+@config_app.command("reference")
+@reports_errors
+def config_reference_command() -> None:
+    """Print the Markdown reference of every config key, generated from the schema (docs/configuration.md)."""
+    from ddpg_cli.config_reference import config_reference
+
+    typer.echo(config_reference(), nl=False)
 
 
 def default_run_dir(env_id: str, seed: int) -> Path:

@@ -28,6 +28,18 @@ def mlp(in_dim: int, hidden: Sequence[int], out_dim: int, activation: str) -> nn
     return nn.Sequential(*layers)
 
 
+def run_mlp(net: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
+    """Apply `net`; under bf16 autocast the hidden layers run in bf16 but the output layer stays in
+    fp32, so that Q values and actions keep full precision (a bf16 Q of -100 is only good to +-0.4)."""
+    *hidden, output = net
+    for layer in hidden:
+        x = layer(x)
+    if x.dtype == torch.float32:
+        return output(x)
+    with torch.autocast(x.device.type, enabled=False):
+        return output(x.float())
+
+
 class Actor(nn.Module):
     """mu(s): [B, obs_dim] -> [B, action_dim] in the normalised action space.
 
@@ -41,7 +53,7 @@ class Actor(nn.Module):
         self.squash = squash
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        action = self.net(obs)
+        action = run_mlp(self.net, obs)
         return torch.tanh(action) if self.squash else action
 
 
@@ -53,7 +65,7 @@ class Critic(nn.Module):
         self.net = mlp(obs_dim + action_dim, hidden, 1, activation)
 
     def forward(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
-        return self.net(torch.cat([obs, action], dim=-1)).squeeze(-1)
+        return run_mlp(self.net, torch.cat([obs, action], dim=-1)).squeeze(-1)
 
 
 class ObsNormalizer(nn.Module):

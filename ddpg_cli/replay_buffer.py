@@ -43,9 +43,10 @@ class ReplayBuffer:
     def add(self, obs: torch.Tensor, action: torch.Tensor, reward: torch.Tensor, next_obs: torch.Tensor, terminated: torch.Tensor) -> None:
         """Store N transitions at once (one per env): tensors of shape [N, ...]."""
         count = obs.shape[0]
-        index = (torch.arange(count) + self.position) % self.capacity
-        if self.device.type != "cpu":
-            index = index.to(self.device)
+        if self.position + count <= self.capacity:  # the common case: one contiguous slice, no index tensor
+            index: slice | torch.Tensor = slice(self.position, self.position + count)
+        else:
+            index = (torch.arange(count, device=self.device) + self.position) % self.capacity
         self.obs[index] = obs
         self.action[index] = action
         self.reward[index] = reward
@@ -61,16 +62,21 @@ class ReplayBuffer:
 
     def state_dict(self) -> dict[str, torch.Tensor | int]:
         """Only the filled part is saved (a copy on the CPU)."""
-        filled = slice(0, self.size)
         return {
-            "obs": self.obs[filled].cpu(),
-            "action": self.action[filled].cpu(),
-            "reward": self.reward[filled].cpu(),
-            "next_obs": self.next_obs[filled].cpu(),
-            "terminated": self.terminated[filled].cpu(),
+            "obs": self._filled(self.obs),
+            "action": self._filled(self.action),
+            "reward": self._filled(self.reward),
+            "next_obs": self._filled(self.next_obs),
+            "terminated": self._filled(self.terminated),
             "position": self.position,
             "size": self.size,
         }
+
+    def _filled(self, tensor: torch.Tensor) -> torch.Tensor:
+        part = tensor[: self.size]
+        if part.device.type == "cpu" and self.size < self.capacity:
+            return part.clone()  # torch.save writes a view's whole storage: the entire preallocated ring
+        return part.cpu()
 
     def load_state_dict(self, state: dict[str, torch.Tensor | int]) -> None:
         size = int(state["size"])

@@ -30,7 +30,7 @@ from ddpg_cli import checkpoint as ckpt
 from ddpg_cli.agent import DDPGAgent, resolve_device
 from ddpg_cli.config import Config, config_to_dict, config_to_yaml
 from ddpg_cli.envs import env_rng_state, make_env, make_vector_env, scale_action, set_env_rng_state
-from ddpg_cli.errors import CheckpointError, ConfigError, TrainingDiverged
+from ddpg_cli.errors import CheckpointError, ConfigError, OutputError, TrainingDiverged
 from ddpg_cli.evaluate import EvalResult, evaluate
 from ddpg_cli.logger import RunLogger
 from ddpg_cli.networks import DeployedPolicy
@@ -131,7 +131,7 @@ def train(config: Config, run_dir: Path, resume: dict[str, Any] | None = None, v
     high = envs.single_action_space.high.astype(np.float32)
     check_buffer_fits(config, obs_dim, action_dim, device)
 
-    agent = DDPGAgent(obs_dim, action_dim, config.agent, config.env.normalize_obs, device)
+    agent = DDPGAgent(obs_dim, action_dim, config.agent, config.env.normalize_obs, device, config.train.precision, config.train.compile)
     buffer = ReplayBuffer(config.agent.buffer_size, obs_dim, action_dim, device)
     noise = make_noise(config.noise, num_envs, action_dim, config.seed + NOISE_SEED_OFFSET)
     warmup_rng = np.random.Generator(np.random.PCG64(config.seed + WARMUP_SEED_OFFSET))
@@ -144,21 +144,29 @@ def train(config: Config, run_dir: Path, resume: dict[str, Any] | None = None, v
         seeds = [config.seed + i for i in range(num_envs)]
         obs, _ = envs.reset(seed=seeds)
         episodes = [EpisodeRecord(start={"seed": s}) for s in seeds]
-        run_dir.mkdir(parents=True, exist_ok=True)
-        _write_text(run_dir / "config.yaml", config_to_yaml(config))
+        try:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            _write_text(run_dir / "config.yaml", config_to_yaml(config))
+        except OSError as exc:
+            raise OutputError(f"cannot write the run directory {run_dir}: {exc.strerror or exc}") from None
     else:
         counters, obs, episodes, exact = restore(resume, envs, agent, buffer, noise, warmup_rng, sampler)
+        for directory in (run_dir, ckpt.checkpoint_dir(run_dir)):  # what a kill -9 left half-written
+            ckpt.remove_stale_temp_files(directory)
+    last_saved_step = counters.step if resume is not None else None  # named when training diverges
 
     logger = RunLogger(run_dir, config.logging.tensorboard, purge_step=counters.step if resume else None)
     if resume is None:
         logger.text("config", "```yaml\n" + config_to_yaml(config) + "\n```")
 
     def save_last(with_buffer: bool = True) -> None:
+        nonlocal last_saved_step
         if not agent.all_finite():
             return  # never replace a good checkpoint with a diverged one
         counters.wall_seconds = wall_before + (time.monotonic() - session_start)
         state = training_state(config, counters, agent, buffer if with_buffer else None, noise, warmup_rng, sampler, episodes, low, high)
         ckpt.save_checkpoint(state, ckpt.checkpoint_dir(run_dir) / ckpt.LAST)
+        last_saved_step = counters.step
 
     def save_snapshot(name: str) -> None:
         if agent.all_finite():
@@ -200,13 +208,15 @@ def train(config: Config, run_dir: Path, resume: dict[str, Any] | None = None, v
                     action = agent.act(obs_tensor).cpu().numpy() + noise()
                     np.clip(action, -1.0, 1.0, out=action)
                     if not np.all(np.isfinite(action)):
-                        raise TrainingDiverged(f"step {counters.step}: the actor produced a non-finite action")
+                        raise TrainingDiverged(f"step {counters.step}: the actor produced a non-finite action ({_first_non_finite(action)})")
 
                 # --- step the envs and store the transitions ------------------------------------
                 env_action = np.clip(scale_action(action, low, high), low, high)
                 next_obs, reward, terminated, truncated, _ = envs.step(env_action)
-                if not (np.all(np.isfinite(next_obs)) and np.all(np.isfinite(reward))):
-                    raise TrainingDiverged(f"step {counters.step}: the env returned a non-finite observation or reward")
+                if not np.all(np.isfinite(next_obs)):
+                    raise TrainingDiverged(f"step {counters.step}: the env returned a non-finite observation ({_first_non_finite(next_obs)})")
+                if not np.all(np.isfinite(reward)):
+                    raise TrainingDiverged(f"step {counters.step}: the env returned a non-finite reward ({_first_non_finite(reward)})")
                 buffer.add(
                     torch.as_tensor(obs, dtype=torch.float32, device=device),
                     torch.as_tensor(action, device=device),
@@ -230,6 +240,8 @@ def train(config: Config, run_dir: Path, resume: dict[str, Any] | None = None, v
                         episodes[i] = EpisodeRecord(start={"rng": env_rng_state(envs.envs[i])})
                     noise.reset(done)
                     reset_obs, _ = envs.reset(options={"reset_mask": done})
+                    if not np.all(np.isfinite(reset_obs[done])):
+                        raise TrainingDiverged(f"step {counters.step}: the env's reset returned a non-finite observation ({_first_non_finite(reset_obs[done])})")
                     next_obs = np.where(done[:, None], reset_obs, next_obs)
                 obs = next_obs
 
@@ -241,12 +253,12 @@ def train(config: Config, run_dir: Path, resume: dict[str, Any] | None = None, v
                             agent.update(buffer.sample(config.agent.batch_size, sampler))
                         counters.pending_updates = 0
                         if check_every_step and not agent.all_finite():
-                            raise TrainingDiverged(f"step {counters.step}: a NaN or infinity appeared in the critic loss, Q or dQ/da")
+                            raise TrainingDiverged(f"step {counters.step}: the update produced a non-finite {agent.non_finite_metrics()}")
 
                 # --- log, evaluate, checkpoint when the step count crosses their intervals ------
                 if crossed(previous_step, counters.step, config.logging.every):
                     if not agent.all_finite():
-                        raise TrainingDiverged(f"by step {counters.step}: a NaN or infinity appeared in the critic loss, Q or dQ/da")
+                        raise TrainingDiverged(f"by step {counters.step}: the updates produced a non-finite {agent.non_finite_metrics()}")
                     now = time.monotonic()
                     sps = (counters.step - sps_step) / max(now - sps_clock, 1e-9)
                     sps_clock, sps_step = now, counters.step
@@ -266,29 +278,39 @@ def train(config: Config, run_dir: Path, resume: dict[str, Any] | None = None, v
                 save_last(with_buffer=should_save_buffer(config, buffer))
                 return _finish(run_dir, counters, None, stop.received, exact, logger, view, envs, eval_env)
 
-        final_eval = run_evaluation()
-        save_last(with_buffer=should_save_buffer(config, buffer))
-        summary = {
-            "steps": counters.step,
-            "wall_s": counters.wall_seconds,
-            "steps_per_second": counters.step / max(counters.wall_seconds, 1e-9),
-            "episodes": counters.episodes,
-            "final_eval": final_eval.as_dict(),
-            "best_eval": counters.best_eval,
-            "exact_resume": exact,
-        }
-        _write_text(run_dir / "summary.json", json.dumps(summary, indent=2))
-        return _finish(run_dir, counters, final_eval, None, exact, logger, view, envs, eval_env)
-    except BaseException:
+            # Still under StopSignals: a signal now (every step is done) lets the final save finish.
+            final_eval = run_evaluation()
+            save_last(with_buffer=should_save_buffer(config, buffer))
+            summary = {
+                "steps": counters.step,
+                "wall_s": counters.wall_seconds,
+                "steps_per_second": counters.step / max(counters.wall_seconds, 1e-9),
+                "episodes": counters.episodes,
+                "final_eval": final_eval.as_dict(),
+                "best_eval": counters.best_eval,
+                "exact_resume": exact,
+            }
+            _write_text(run_dir / "summary.json", json.dumps(summary, indent=2))
+            return _finish(run_dir, counters, final_eval, None, exact, logger, view, envs, eval_env)
+    except BaseException as exc:
         logger.close()
         envs.close()
         eval_env.close()
         if view:
             view.stop()
+        if isinstance(exc, TrainingDiverged):  # nothing diverged was saved: say what is left to go back to
+            last = ckpt.checkpoint_dir(run_dir) / ckpt.LAST
+            kept = f"the last good checkpoint (step {last_saved_step:,}) is kept: {last}" if last_saved_step is not None else "no checkpoint had been saved yet"
+            raise TrainingDiverged(f"{exc}; {kept}") from None
         raise
 
 
 # --- helpers ---------------------------------------------------------------------------------------
+
+
+def _first_non_finite(values: np.ndarray) -> str:
+    bad = np.asarray(values)[~np.isfinite(values)]
+    return str(bad.flat[0]) if bad.size else "?"
 
 
 def seed_everything(seed: int) -> None:
@@ -302,19 +324,42 @@ def crossed(previous_step: int, step: int, every: int) -> bool:
     return every > 0 and step // every > previous_step // every
 
 
+def network_bytes(config: Config, obs_dim: int, action_dim: int) -> int:
+    """Both networks in float32, five times over: online, target, gradient and Adam's two moments."""
+
+    def parameters(sizes: list[int]) -> int:
+        return sum((fan_in + 1) * fan_out for fan_in, fan_out in zip(sizes[:-1], sizes[1:]))
+
+    actor = parameters([obs_dim, *config.agent.actor_hidden, action_dim])
+    critic = parameters([obs_dim + action_dim, *config.agent.critic_hidden, 1])
+    return 5 * 4 * (actor + critic)
+
+
 def check_buffer_fits(config: Config, obs_dim: int, action_dim: int, device: torch.device) -> None:
+    """Refuse, before allocating anything, a buffer or networks this machine cannot hold (an absurd size
+    would otherwise end in the kernel's OOM killer, with no message at all)."""
     needed = ReplayBuffer.bytes_needed(config.agent.buffer_size, obs_dim, action_dim)
-    if device.type != "cpu":
-        return  # the CUDA allocator reports an out-of-memory clearly enough
     try:
         physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError, AttributeError):
         return
+    networks = network_bytes(config, obs_dim, action_dim)
+    if networks > 0.8 * physical:  # the networks are built in host memory first, whatever the device
+        raise ConfigError(
+            f"agent.actor_hidden {_widths(config.agent.actor_hidden)} and agent.critic_hidden {_widths(config.agent.critic_hidden)} "
+            f"need {networks / 2**30:.1f} GiB (with targets, gradients and Adam state); this machine has {physical / 2**30:.1f} GiB"
+        )
+    if device.type != "cpu":
+        return  # the CUDA allocator reports an out-of-memory clearly enough
     if needed > 0.8 * physical:
         raise ConfigError(
             f"agent.buffer_size {config.agent.buffer_size:,} needs {needed / 2**30:.1f} GiB for this env "
             f"({obs_dim} obs, {action_dim} action dims); this machine has {physical / 2**30:.1f} GiB"
         )
+
+
+def _widths(hidden: list[int]) -> str:
+    return str(hidden) if len(hidden) <= 4 else f"[{hidden[0]}, {hidden[1]}, ... {len(hidden)} layers]"
 
 
 def should_save_buffer(config: Config, buffer: ReplayBuffer) -> bool:
@@ -464,4 +509,8 @@ def load_resume(run_dir: Path) -> dict[str, Any]:
     last = ckpt.checkpoint_dir(run_dir) / ckpt.LAST
     if not last.is_file():
         raise CheckpointError(f"cannot resume: {run_dir} is not a ddpg-cli run directory (no {ckpt.CHECKPOINT_DIR}/{ckpt.LAST})")
-    return ckpt.load_checkpoint(last)
+    payload = ckpt.load_checkpoint(last)
+    missing = [key for key in ("config", "counters", "agent") if not isinstance(payload.get(key), dict)]
+    if missing or not isinstance(payload["counters"].get("step"), int):
+        raise CheckpointError(f"{last} is damaged or incomplete: no valid {', '.join(missing) or 'counters.step'}")
+    return payload

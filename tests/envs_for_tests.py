@@ -66,5 +66,63 @@ class NonFiniteEnv(AsymmetricBoundsEnv):
         return obs, reward, terminated, truncated, info
 
 
+class FaultyEnv(AsymmetricBoundsEnv):
+    """Injects one kind of fault from the `at`-th step (counted over all episodes, from 1) on.
+
+    fault:
+      "inf_reward"   the reward of step `at` is +inf;
+      "huge_reward"  every reward from step `at` on is 1e30: finite, but its square overflows float32,
+                     so the critic's loss becomes infinite at the first update that samples one;
+      "nan_reset"    the first reset after step `at` returns a NaN observation.
+    Episodes last `episode_length` steps (terminated), so resets happen regularly.
+    """
+
+    def __init__(self, fault: str = "inf_reward", at: int = 30, episode_length: int = 10, **kwargs) -> None:
+        super().__init__(episode_length=episode_length, terminate=True, **kwargs)
+        if fault not in ("inf_reward", "huge_reward", "nan_reset"):
+            raise ValueError(f"unknown fault {fault!r}")
+        self.fault = fault
+        self.at = at
+        self.total = 0
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        obs, info = super().reset(seed=seed, options=options)
+        if self.fault == "nan_reset" and self.total >= self.at:
+            obs[1] = np.nan
+        return obs, info
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = super().step(action)
+        self.total += 1
+        if self.fault == "inf_reward" and self.total == self.at:
+            reward = float("inf")
+        elif self.fault == "huge_reward" and self.total >= self.at:
+            reward = 1e30
+        return obs, reward, terminated, truncated, info
+
+
+class WideObsEnv(AsymmetricBoundsEnv):
+    """AsymmetricBounds with `obs_dim` observation dims (the first three as there, then noise): each
+    transition is large, so a checkpoint holding the replay buffer takes a moment to write."""
+
+    def __init__(self, obs_dim: int = 2048, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.observation_space = gym.spaces.Box(-np.inf, np.inf, shape=(obs_dim,), dtype=np.float32)
+        self.obs_dim = obs_dim
+
+    def _widen(self, obs: np.ndarray) -> np.ndarray:
+        return np.concatenate([obs, self.np_random.standard_normal(self.obs_dim - obs.shape[0]).astype(np.float32)])
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        obs, info = super().reset(seed=seed, options=options)
+        return self._widen(obs), info
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = super().step(action)
+        return self._widen(obs), reward, terminated, truncated, info
+
+
 register(id="AsymmetricBounds-v0", entry_point=AsymmetricBoundsEnv, max_episode_steps=50)
+register(id="WideObs-v0", entry_point=WideObsEnv, max_episode_steps=50)
 register(id="NonFinite-v0", entry_point=NonFiniteEnv, max_episode_steps=1000)
+register(id="Faulty-v0", entry_point=FaultyEnv, max_episode_steps=1000)

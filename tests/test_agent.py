@@ -114,7 +114,7 @@ def test_inverting_gradients_actor_update_uses_bounded_dq_da():
 def test_inverting_gradients_pulls_out_of_range_actions_back():
     """A critic that always wants larger actions cannot push a linear actor past the upper bound."""
     torch.manual_seed(0)
-    agent = DDPGAgent(2, 1, AgentConfig(actor_hidden=[16], critic_hidden=[16], invert_gradients=True, actor_lr=1e-2))
+    agent = DDPGAgent(2, 1, AgentConfig(actor_hidden=[16], critic_hidden=[16], invert_gradients=True, actor_lr=3e-2))
     with torch.no_grad():  # Q(s, a) = 10 * a: dQ/da = +10 everywhere
         agent.critic.net[0].weight.zero_()
         agent.critic.net[0].bias.fill_(1.0)
@@ -123,7 +123,7 @@ def test_inverting_gradients_pulls_out_of_range_actions_back():
         agent.critic.net[0].weight[:, 2] = 1.0
         agent.actor.net[-1].bias.fill_(3.0)  # start far above the bound
     obs = torch.randn(128, 2)
-    for _ in range(600):
+    for _ in range(150):
         agent.update_actor(obs)
     actions = agent.act(obs)
     assert actions.max() <= 1.0 + 0.05
@@ -180,3 +180,35 @@ def test_metrics_and_finiteness():
     assert agent.all_finite()
     agent.update_critic(obs, torch.zeros(BATCH, ACTION_DIM), torch.full((BATCH,), float("nan")), obs, torch.zeros(BATCH))
     assert not agent.all_finite()
+
+
+def test_bf16_runs_hidden_layers_in_bf16_and_outputs_in_fp32():
+    torch.manual_seed(0)
+    agent = DDPGAgent(OBS_DIM, ACTION_DIM, AgentConfig(actor_hidden=[16], critic_hidden=[16]), precision="bf16")
+    obs = torch.randn(BATCH, OBS_DIM)
+    with agent._autocast():
+        hidden = agent.critic.net[1](agent.critic.net[0](torch.cat([obs, torch.zeros(BATCH, ACTION_DIM)], dim=1)))
+        q = agent.critic(obs, torch.zeros(BATCH, ACTION_DIM))
+    assert hidden.dtype == torch.bfloat16 and q.dtype == torch.float32
+    before = [p.detach().clone() for p in agent.actor.parameters()]
+    agent.update_critic(obs, torch.zeros(BATCH, ACTION_DIM), torch.ones(BATCH), obs, torch.zeros(BATCH))
+    agent.update_actor(obs)
+    assert all(p.dtype == torch.float32 for p in agent.actor.parameters())  # master weights stay fp32
+    assert any(not torch.equal(p, b) for p, b in zip(agent.actor.parameters(), before))
+    assert agent.all_finite()
+
+
+@pytest.mark.slow
+def test_compiled_updates_match_eager():
+    obs = torch.randn(BATCH, OBS_DIM)
+    agents = []
+    for compile in (False, True):
+        torch.manual_seed(0)
+        agent = DDPGAgent(OBS_DIM, ACTION_DIM, AgentConfig(actor_hidden=[32, 32], critic_hidden=[32, 32]), compile=compile)
+        for _ in range(3):
+            agent.update_critic(obs, torch.zeros(BATCH, ACTION_DIM), torch.ones(BATCH), obs, torch.zeros(BATCH))
+            agent.update_actor(obs)
+            agent.update_targets()
+        agents.append(agent)
+    for eager, compiled in zip(agents[0].actor.parameters(), agents[1].actor.parameters()):
+        torch.testing.assert_close(eager, compiled, rtol=1e-4, atol=1e-5)

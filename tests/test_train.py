@@ -64,9 +64,14 @@ def assert_same_training_state(a: dict, b: dict) -> None:
     assert a["counters"]["episodes"] == b["counters"]["episodes"]
 
 
+# configs/smoke.yaml shortened to its plumbing: 400 steps, evaluations and checkpoints every 200.
+# (The full 5,000-step smoke run, which learns, is the CI gate in .ci/run.)
+SMOKE_PLUMBING = ["train.total_steps=400", "train.learning_starts=100", "eval.every=200", "eval.episodes=2", "checkpoint.every=200", "logging.every=100"]
+
+
 def test_smoke_config_end_to_end(tmp_path):
     run_dir = tmp_path / "smoke"
-    result = run_train(str(ROOT / "configs" / "smoke.yaml"), "--run-dir", str(run_dir))
+    result = run_train(str(ROOT / "configs" / "smoke.yaml"), *sets(SMOKE_PLUMBING), "--run-dir", str(run_dir))
     assert result.exit_code == 0, result.output
     assert "final eval return" in result.output
 

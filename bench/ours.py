@@ -1,0 +1,76 @@
+"""Run one `ddpg train` of ours as a child process and read its `summary.json`.
+
+Used by `speed.py` and `learning.py`. The wall time here is the whole process (interpreter start,
+imports, training, final evaluation, writes), measured by the bench like the peers' times; the
+`wall_s` that ours writes in `summary.json` is its own training clock and is kept as `inner_s`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+from common import BENCH_DIR, REPO_ROOT, RunResult, failure_note, run_measured
+
+DEFAULT_CONFIG = BENCH_DIR / "configs" / "pendulum_matched.yaml"
+
+
+def ours_command(
+    python: str, config: Path, *, seed: int, steps: int | None, run_dir: Path, overrides: Sequence[str] = ()
+) -> list[str]:
+    """`<python> -m ddpg_cli train CONFIG --set seed=S [--set train.total_steps=N] ... --run-dir DIR`."""
+    cmd = [python, "-m", "ddpg_cli", "train", str(config), "--set", f"seed={seed}"]
+    if steps is not None:
+        cmd += ["--set", f"train.total_steps={steps}"]
+    for override in overrides:
+        cmd += ["--set", override]
+    return [*cmd, "--run-dir", str(run_dir)]
+
+
+def run_ours(
+    seed: int,
+    steps: int | None,
+    *,
+    python: str,
+    config: Path,
+    work_dir: Path,
+    overrides: Sequence[str] = (),
+) -> RunResult:
+    """Train ours once; `steps=None` keeps the config's `train.total_steps`.
+
+    The run dir is `work_dir/ours-s{seed}/run` and must not exist yet (ours refuses to overwrite a
+    run); the child's output goes to `work_dir/ours-s{seed}/stdout.log`.
+    """
+    base = work_dir / f"ours-s{seed}"
+    base.mkdir(parents=True, exist_ok=True)
+    run_dir = base / "run"
+    cmd = ours_command(python, config.resolve(), seed=seed, steps=steps, run_dir=run_dir, overrides=overrides)
+    proc = run_measured(cmd, cwd=REPO_ROOT, log_path=base / "stdout.log")
+
+    summary_path = run_dir / "summary.json"
+    summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
+    final_eval = summary.get("final_eval")
+    ok = proc.returncode == 0 and final_eval is not None
+    if proc.returncode != 0:
+        note = failure_note(proc, "ours")
+    elif final_eval is None:
+        note = f"ours exited 0 but {summary_path} has no final_eval"
+    else:
+        episodes = len(final_eval.get("returns", []))
+        note = "" if episodes == 10 else f"final_eval has {episodes} episodes, not the protocol's 10"
+    return RunResult(
+        impl="ours",
+        seed=seed,
+        steps=int(summary.get("steps", steps or 0)),
+        wall_s=proc.wall_s,
+        peak_rss_mib=proc.peak_rss_mib,
+        other_cpu_frac=proc.other_cpu_frac,
+        eval_mean=final_eval["mean"] if final_eval else None,
+        ok=ok,
+        inner_s=summary.get("wall_s"),
+        final_eval=final_eval,
+        note=note,
+        log=str(proc.log_path),
+        extra={"run_dir": str(run_dir), "command": cmd},
+    )
