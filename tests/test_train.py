@@ -207,3 +207,28 @@ def test_actions_reach_the_env_scaled_and_clipped(tmp_path, monkeypatch):
     assert np.all(actions >= low) and np.all(actions <= high)
     assert np.isclose(actions, high).any(axis=0).all()  # large noise: clipped at the bounds, not past them
     assert actions[:, 1].max() > 5.0 and actions[:, 0].min() < -1.0  # the whole asymmetric range is used
+
+
+@pytest.mark.parametrize(
+    "episode_end",
+    [
+        ["env.kwargs.episode_length=7"],  # the env terminates every 7 steps
+        ["env.kwargs.terminate=false", "env.max_episode_steps=5"],  # the time limit truncates every 5
+    ],
+    ids=["terminated", "truncated"],
+)
+def test_vector_envs_never_store_a_transition_across_an_episode_boundary(tmp_path, episode_end):
+    """AsymmetricBounds writes its step count t into obs[2] (a reset leaves a random value in [-1, 1)),
+    so every stored transition must go from t to t + 1, or from a reset to t = 1."""
+    config = TINY + ["env.id=envs_for_tests:AsymmetricBounds-v0", "env.max_episode_steps=null", "train.num_envs=3", *episode_end]
+    assert run_train(*sets(config), "--run-dir", str(tmp_path / "run")).exit_code == 0
+    buffer = final_state(tmp_path / "run")["resume"]["replay_buffer"]
+    t, next_t = buffer["obs"][:, 2], buffer["next_obs"][:, 2]
+    after_reset = t < 1
+    assert len(t) == 120 and after_reset.sum() >= 3 * 3  # several episodes in each of the 3 envs
+    assert torch.all(next_t[after_reset] == 1)
+    assert torch.all(next_t[~after_reset] == t[~after_reset] + 1)
+    if "env.kwargs.episode_length=7" in episode_end:
+        assert torch.equal(buffer["terminated"], (next_t == 7).float())
+    else:
+        assert next_t.max() == 5 and not buffer["terminated"].any()  # truncation is not termination
