@@ -165,6 +165,16 @@ def run_measured(
     )
 
 
+def run_child_json(cmd: Sequence[str]) -> tuple[dict[str, Any] | None, str]:
+    """Run an untimed helper child; return its `BENCH_RESULT` JSON (or None) and, on failure, why."""
+    proc = subprocess.run(list(cmd), capture_output=True, text=True, check=False)
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith(RESULT_PREFIX)]
+    if proc.returncode == 0 and lines:
+        return json.loads(lines[-1][len(RESULT_PREFIX) :]), ""
+    last = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
+    return None, f"exit {proc.returncode}: {last}"
+
+
 @dataclass
 class RunResult:
     """One training run of one implementation, as the tables and JSON files report it."""

@@ -22,20 +22,18 @@ Usage (from the repo root):
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
 from common import (
     BENCH_DIR,
-    RESULT_PREFIX,
     RUN_HEADER,
     RunResult,
     default_work_dir,
     failure_note,
     format_run,
+    run_child_json,
     run_measured,
     write_json,
 )
@@ -115,15 +113,9 @@ def run_cleanrl(seed: int, steps: int, *, script: Path, python: str, work_dir: P
     if not model_path.is_file():
         return failed(f"cleanrl reported {model_path} but it does not exist")
 
-    evaluation = subprocess.run(
-        [python, str(BENCH_DIR / "_cleanrl_eval.py"), str(model_path), "--env-id", ENV_ID],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
-    lines = [ln for ln in evaluation.stdout.splitlines() if ln.startswith(RESULT_PREFIX)]
-    if evaluation.returncode != 0 or not lines:
-        last = (evaluation.stderr.strip().splitlines() or ["(no output)"])[-1]
-        return failed(f"cleanrl evaluation failed (exit {evaluation.returncode}): {last}")
-    result = json.loads(lines[-1][len(RESULT_PREFIX) :])
+    result, why = run_child_json([python, str(BENCH_DIR / "_cleanrl_eval.py"), str(model_path), "--env-id", ENV_ID])
+    if result is None:
+        return failed(f"cleanrl evaluation failed ({why})")
     final_eval = result["final_eval"]
     return RunResult(
         impl="cleanrl",

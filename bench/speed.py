@@ -6,6 +6,8 @@ machine a second job would steal the cores being timed. Before each run the core
 (`--wait-idle S` waits up to S seconds for them to be idle); during each run the CPU used by other
 processes is recorded ("other CPU"). A run where others used more than 10% of the cores is discarded
 and rerun after the cores go idle (`--retry-busy N`, default 2); the discarded runs stay in the JSON.
+A 256x256 matmul is timed before and after (`_calibrate.py`): a VM's speed can drift with its host's
+load, invisibly to the guest, so the walls should be read against that figure.
 
 Reported per run and as medians: whole-process wall seconds, SPS = steps / wall, final evaluation
 (deterministic, 10 episodes, reset seeds 1000..1009), peak RSS; then ours/peer of the median SPS.
@@ -23,12 +25,14 @@ import sys
 from pathlib import Path
 
 from common import (
+    BENCH_DIR,
     RUN_HEADER,
     RunResult,
     default_work_dir,
     fmt,
     format_run,
     median_or_none,
+    run_child_json,
     wait_until_idle,
     write_json,
 )
@@ -37,6 +41,8 @@ from peers import ENV_ID, add_peer_args, run_peer, select_peers
 
 BUSY = 0.1
 """Share of all cores busy (before a run) or used by others (during it) that marks a shared machine."""
+PEERS_MATMUL_GFLOPS = 196
+"""PEERS.md's 256x256 matmul speed on 2 threads, on the machine where its reference times were taken."""
 
 
 def parse_args() -> argparse.Namespace:
@@ -53,6 +59,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--retry-busy", type=int, default=2, metavar="N",
                         help="rerun a run up to N times when other processes used >10%% of the cores during it, "
                              "waiting for idle cores first (default: %(default)s)")  # fmt: skip
+    parser.add_argument("--no-calibrate", action="store_true",
+                        help="skip timing a 256x256 matmul before and after the runs (a few seconds)")  # fmt: skip
     parser.add_argument("--work-dir", type=Path, help="where run dirs and logs go; default bench/results/speed-*")
     parser.add_argument("--json", type=Path, help="write settings, every run, medians and ratios here")
     args = parser.parse_args()
@@ -60,6 +68,18 @@ def parse_args() -> argparse.Namespace:
         parser.error(f"need --rounds >= 1, --steps >= 1, --retry-busy >= 0; got {args.rounds}, {args.steps}, "
                      f"{args.retry_busy}")  # fmt: skip
     return args
+
+
+def calibrate(python: str, when: str) -> float | None:
+    """Time the dominant matmul now (`bench/_calibrate.py`), so walls can be read against PEERS.md's."""
+    result, why = run_child_json([python, str(BENCH_DIR / "_calibrate.py")])
+    if result is None:
+        print(f"calibration {when} failed ({why})", file=sys.stderr)
+        return None
+    gflops = float(result["matmul_256_gflops"])
+    print(f"machine {when}: 256x256 matmul {gflops:.0f} GFLOP/s on {result['torch_threads']} threads "
+          f"(PEERS.md machine: about {PEERS_MATMUL_GFLOPS})", flush=True)  # fmt: skip
+    return gflops
 
 
 def run_one(impl: str, seed: int, args: argparse.Namespace, work_dir: Path, wait_s: float) -> RunResult:
@@ -126,7 +146,9 @@ def main() -> None:
           f"order {', '.join(impls)} per round; runs one at a time")  # fmt: skip
     print("wall = whole child process (cleanrl: to its 'model saved' line); SPS = steps / wall")
     print("eval: final actor, deterministic, 10 episodes, reset seeds 1000..1009, mean return")
-    print(f"work dir: {work_dir}\n")
+    print(f"work dir: {work_dir}")
+    calibration = {"before": None if args.no_calibrate else calibrate(args.python, "before")}
+    print()
     print(RUN_HEADER, flush=True)
 
     runs: dict[str, list[RunResult]] = {impl: [] for impl in impls}
@@ -138,6 +160,7 @@ def main() -> None:
             discarded += dropped
             print(format_run(result), flush=True)
 
+    calibration["after"] = None if args.no_calibrate else calibrate(args.python, "after")
     summary = {impl: medians(rs) for impl, rs in runs.items()}
     print(f"\nmedians over {args.rounds} round(s)")
     print(f"{'impl':<8} {'ok':>5} {'wall s':>8} {'SPS':>6} {'eval mean':>10} {'peak RSS MiB':>12}")
@@ -157,7 +180,7 @@ def main() -> None:
             "env_id": ENV_ID, "steps": args.steps, "rounds": args.rounds, "order": impls,
             "config": str(args.config) if "ours" in impls else None, "overrides": args.overrides,
             "runs": [r.to_dict() for rs in runs.values() for r in rs],
-            "discarded_contended_runs": [r.to_dict() for r in discarded],
+            "discarded_contended_runs": [r.to_dict() for r in discarded], "matmul_gflops": calibration,
             "medians": summary, "sps_ratio_ours_over_peer": ratios,
         })  # fmt: skip
         print(f"wrote {args.json}")
