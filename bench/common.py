@@ -196,6 +196,25 @@ class RunResult:
     log: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
+    @classmethod
+    def measured(
+        cls, impl: str, seed: int, steps: int, proc: ProcResult, *, ok: bool, final_eval: dict[str, Any] | None = None, **fields: Any
+    ) -> RunResult:
+        """A run whose timing, memory and log come from the bench's own record of the child process."""
+        return cls(
+            impl=impl,
+            seed=seed,
+            steps=steps,
+            wall_s=proc.wall_s,
+            peak_rss_mib=proc.peak_rss_mib,
+            other_cpu_frac=proc.other_cpu_frac,
+            eval_mean=final_eval["mean"] if final_eval else None,
+            ok=ok,
+            final_eval=final_eval,
+            log=str(proc.log_path),
+            **fields,
+        )
+
     @property
     def sps(self) -> float:
         """Env steps per whole-process wall second."""

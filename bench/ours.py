@@ -59,18 +59,14 @@ def run_ours(
     else:
         episodes = len(final_eval.get("returns", []))
         note = "" if episodes == 10 else f"final_eval has {episodes} episodes, not the protocol's 10"
-    return RunResult(
-        impl="ours",
-        seed=seed,
-        steps=int(summary.get("steps", steps or 0)),
-        wall_s=proc.wall_s,
-        peak_rss_mib=proc.peak_rss_mib,
-        other_cpu_frac=proc.other_cpu_frac,
-        eval_mean=final_eval["mean"] if final_eval else None,
+    return RunResult.measured(
+        "ours",
+        seed,
+        int(summary.get("steps", steps or 0)),
+        proc,
         ok=ok,
-        inner_s=summary.get("wall_s"),
         final_eval=final_eval,
+        inner_s=summary.get("wall_s"),
         note=note,
-        log=str(proc.log_path),
         extra={"run_dir": str(run_dir), "command": cmd},
     )

@@ -63,19 +63,15 @@ def run_sb3(seed: int, steps: int, *, python: str, work_dir: Path) -> RunResult:
     ok = proc.returncode == 0 and proc.result is not None
     result = proc.result or {}
     final_eval = result.get("final_eval")
-    return RunResult(
-        impl="sb3",
-        seed=seed,
-        steps=steps,
-        wall_s=proc.wall_s,
-        peak_rss_mib=proc.peak_rss_mib,
-        other_cpu_frac=proc.other_cpu_frac,
-        eval_mean=final_eval["mean"] if final_eval else None,
+    return RunResult.measured(
+        "sb3",
+        seed,
+        steps,
+        proc,
         ok=ok,
-        inner_s=result.get("train_s"),
         final_eval=final_eval,
+        inner_s=result.get("train_s"),
         note="" if ok else failure_note(proc, "sb3 run"),
-        log=str(proc.log_path),
         extra={"versions": result.get("versions"), "torch_threads": result.get("torch_threads")},
     )
 
@@ -102,10 +98,7 @@ def run_cleanrl(seed: int, steps: int, *, script: Path, python: str, work_dir: P
     )
 
     def failed(note: str) -> RunResult:
-        return RunResult(impl="cleanrl", seed=seed, steps=steps, wall_s=proc.wall_s,
-                         peak_rss_mib=proc.peak_rss_mib, other_cpu_frac=proc.other_cpu_frac,
-                         eval_mean=None, ok=False, note=note,
-                         log=str(proc.log_path))  # fmt: skip
+        return RunResult.measured("cleanrl", seed, steps, proc, ok=False, note=note)
 
     if proc.stop_line is None:
         return failed(failure_note(proc, "cleanrl run (no 'model saved to' line)"))
@@ -116,18 +109,13 @@ def run_cleanrl(seed: int, steps: int, *, script: Path, python: str, work_dir: P
     result, why = run_child_json([python, str(BENCH_DIR / "_cleanrl_eval.py"), str(model_path), "--env-id", ENV_ID])
     if result is None:
         return failed(f"cleanrl evaluation failed ({why})")
-    final_eval = result["final_eval"]
-    return RunResult(
-        impl="cleanrl",
-        seed=seed,
-        steps=steps,
-        wall_s=proc.wall_s,
-        peak_rss_mib=proc.peak_rss_mib,
-        other_cpu_frac=proc.other_cpu_frac,
-        eval_mean=final_eval["mean"],
+    return RunResult.measured(
+        "cleanrl",
+        seed,
+        steps,
+        proc,
         ok=True,
-        final_eval=final_eval,
-        log=str(proc.log_path),
+        final_eval=result["final_eval"],
         extra={"model_path": str(model_path), "versions": result.get("versions")},
     )
 
