@@ -31,6 +31,8 @@ def main() -> None:
     sps = {name: [r["steps"] / r["wall_s"] for r in runs if r["impl"] == name] for name in impls}
     medians = {name: statistics.median(values) for name, values in sps.items()}
     labels = {"ours": "ddpg-cli", "sb3": "Stable-Baselines3", "cleanrl": "CleanRL"}
+    if data.get("overrides"):  # e.g. train.compile=true: say which ddpg-cli was timed
+        labels["ours"] += "\n" + ", ".join(data["overrides"])
 
     fig, ax = plt.subplots(figsize=(6, 3.6), dpi=120)
     colors = {"ours": "#2b6cb0", "sb3": "#718096", "cleanrl": "#a0aec0"}

@@ -1,6 +1,6 @@
 """The DDPG agent: acting, the critic update, the actor update, and the target networks.
 
-The actor update is the heart of DDPG and is written out in one place, `update_actor`:
+The actor update is the heart of DDPG and is written out in one place, `actor_gradients`:
 
     grad_theta J = E_s[ dQ(s, a)/da |_{a = mu(s)} * d mu(s)/d theta ]
 
@@ -8,8 +8,12 @@ The actor update is the heart of DDPG and is written out in one place, `update_a
 2. dQ/da is taken by autograd with respect to a detached copy of the actions only, so the critic's
    parameters get no gradient at all (and their weight gradients are never even computed);
 3. optionally, dQ/da is bounded per action dimension with inverting gradients;
-4. -dQ/da / B is pushed back through the actor's graph (`action.backward(...)`), which is exactly the
-   gradient of -mean_B Q(s, mu(s)) with respect to theta when nothing is bounded.
+4. -dQ/da / B is pulled back through the actor's graph (`autograd.grad(action, actor params,
+   grad_outputs=-dq_da / B)`), which is exactly the gradient of -mean_B Q(s, mu(s)) with respect to
+   theta when nothing is bounded. `update_actor` hands it to the optimiser.
+
+The gradient methods are plain functions of the parameters and the batch, so `compile=True` turns
+each into one compiled graph; the maths is the same code either way.
 
 docs/actor-update.md explains why, and tests/test_agent.py proves the equivalence.
 """
@@ -17,7 +21,7 @@ docs/actor-update.md explains why, and tests/test_agent.py proves the equivalenc
 from __future__ import annotations
 
 import copy
-from typing import Iterable
+from typing import Callable, Iterable
 
 import torch
 import torch.nn.functional as F
@@ -86,6 +90,25 @@ def _adam(params: Iterable[torch.Tensor], lr: float, weight_decay: float, device
     return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, fused=device.type in ("cpu", "cuda"))
 
 
+def compiler_missing() -> str | None:
+    """Why torch.compile cannot build CPU kernels here (no C++ compiler found), or None when it can."""
+    try:
+        from torch._inductor.cpp_builder import get_cpp_compiler
+
+        get_cpp_compiler()
+    except Exception as error:  # its errors vary by torch version; any means "cannot compile"
+        return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return None
+
+
+def _compiled(gradients: Callable[..., tuple]) -> Callable[..., tuple]:
+    """torch.compile a gradient method into one graph. Dynamo traces torch.autograd.grad only with
+    `trace_autograd_ops`; without it every call would split into several graphs and lose the gain.
+    cpp_wrapper calls the generated kernels from C++, not Python: a large share of a small update."""
+    torch._dynamo.config.trace_autograd_ops = True
+    return torch.compile(gradients, fullgraph=True, options={"cpp_wrapper": True})
+
+
 # --- the agent -------------------------------------------------------------------------------------
 
 
@@ -111,15 +134,14 @@ class DDPGAgent:
         self.actor_target = copy.deepcopy(self.actor).requires_grad_(False)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
         self.normalizer = ObsNormalizer(obs_dim, enabled=normalize_obs).to(self.device)
+        # Each network's parameters, listed once (parameters() walks the module tree on every call).
+        self.params = {net: list(net.parameters()) for net in (self.actor, self.critic, self.actor_target, self.critic_target)}
         self.actor_optimizer = _adam(self.actor.parameters(), config.actor_lr, 0.0, self.device)
         self.critic_optimizer = _adam(self.critic.parameters(), config.critic_lr, config.critic_weight_decay, self.device)
-        # The updates call the networks through these: the modules themselves, or compiled wrappers
-        # around them (same parameters; checkpoints always use the plain modules' state dicts).
-        maybe_compile = torch.compile if compile else (lambda module: module)
-        self._actor = maybe_compile(self.actor)
-        self._critic = maybe_compile(self.critic)
-        self._actor_target = maybe_compile(self.actor_target)
-        self._critic_target = maybe_compile(self.critic_target)
+        # The updates get their gradients through these: the plain methods, or each compiled into one
+        # graph (forwards, backwards and the glue between them) when `compile` is on.
+        self._critic_gradients = _compiled(self.critic_gradients) if compile else self.critic_gradients
+        self._actor_gradients = _compiled(self.actor_gradients) if compile else self.actor_gradients
         self.critic_updates = 0
         # Running sums of [critic_loss, q_data, actor_q, |dq_da|, at_bound] and their counts, kept as
         # tensors so that logging them costs no host sync per update.
@@ -151,46 +173,64 @@ class DDPGAgent:
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16)
 
     def update_critic(self, obs: torch.Tensor, action: torch.Tensor, reward: torch.Tensor, next_obs: torch.Tensor, terminated: torch.Tensor) -> None:
+        grads, loss, q_mean = self._critic_gradients(obs, action, reward, next_obs, terminated)
+        self._step(self.critic, self.critic_optimizer, grads)
+        self._record(slice(0, 2), torch.stack([loss, q_mean]))
+        self._critic_count += 1
+
+    def critic_gradients(self, obs: torch.Tensor, action: torch.Tensor, reward: torch.Tensor, next_obs: torch.Tensor, terminated: torch.Tensor) -> tuple[tuple[torch.Tensor, ...], torch.Tensor, torch.Tensor]:
+        """Gradient of the TD loss mean_B (Q(s, a) - y)^2 with respect to the critic's parameters.
+
+        Returns (one gradient per critic parameter, the loss, the mean Q of the replayed actions).
+        """
         with torch.no_grad(), self._autocast():
-            next_q = self._critic_target(next_obs, self._actor_target(next_obs))
+            next_q = self.critic_target(next_obs, self.actor_target(next_obs))
             target = td_target(reward, terminated, next_q, self.config.gamma)
         with self._autocast():
-            q = self._critic(obs, action)
+            q = self.critic(obs, action)
         loss = F.mse_loss(q, target)
-        self.critic_optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self._clip(self.critic)
-        self.critic_optimizer.step()
-        self._record(slice(0, 2), torch.stack([loss.detach(), q.detach().mean()]))
-        self._critic_count += 1
+        grads = torch.autograd.grad(loss, self.params[self.critic])
+        return grads, loss.detach(), q.detach().mean()
 
     def update_actor(self, obs: torch.Tensor) -> None:
         """The explicit chain rule: theta <- theta + lr * mean_B[ dQ/da * d mu/d theta ]."""
+        grads, action, dq_da, q_mean = self._actor_gradients(obs)
+        self._step(self.actor, self.actor_optimizer, grads)
+        at_bound = (action.abs() >= ACTION_HIGH - AT_BOUND_TOLERANCE).float().mean()
+        self._record(slice(2, 5), torch.stack([q_mean, dq_da.norm(dim=1).mean(), at_bound]))
+        self._actor_count += 1
+
+    def actor_gradients(self, obs: torch.Tensor) -> tuple[tuple[torch.Tensor, ...], torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The deterministic policy gradient in its two factors, dQ/da and d mu/d theta.
+
+        Returns (one gradient of -mean_B Q(s, mu(s)) per actor parameter, the actions mu(s), dQ/da
+        (bounded when inverting gradients), the mean Q of the actions).
+        """
         with self._autocast():
-            action = self._actor(obs)  # [B, A], carries the actor's graph
+            action = self.actor(obs)  # [B, A], carries the actor's graph
             action_leaf = action.detach().requires_grad_(True)  # the critic sees a leaf: its graph ends here
-            q = self._critic(obs, action_leaf)  # [B]
-        # Gradient with respect to the actions only: no critic parameter receives a .grad.
+            q = self.critic(obs, action_leaf)  # [B]
+        # Gradient with respect to the actions only: no critic parameter receives a gradient.
         (dq_da,) = torch.autograd.grad(q.sum(), action_leaf)  # [B, A]: each row is dQ(s_i, a)/da at a_i
         if self.config.invert_gradients:
             dq_da = invert_gradients(dq_da, action_leaf.detach(), ACTION_LOW, ACTION_HIGH)
-        self.actor_optimizer.zero_grad(set_to_none=True)
-        # Gradient descent on -Q: push -dQ/da (averaged over the batch) back through mu.
-        action.backward(-dq_da / obs.shape[0])
-        self._clip(self.actor)
-        self.actor_optimizer.step()
-        at_bound = (action.detach().abs() >= ACTION_HIGH - AT_BOUND_TOLERANCE).float().mean()
-        self._record(slice(2, 5), torch.stack([q.detach().mean(), dq_da.norm(dim=1).mean(), at_bound]))
-        self._actor_count += 1
+        # Gradient descent on -Q: pull -dQ/da (averaged over the batch) back through mu.
+        grads = torch.autograd.grad(action, self.params[self.actor], grad_outputs=-dq_da / obs.shape[0])
+        return grads, action.detach(), dq_da, q.detach().mean()
 
     def update_targets(self) -> None:
         tau = self.config.tau
-        polyak_update(list(self.actor_target.parameters()), list(self.actor.parameters()), tau)
-        polyak_update(list(self.critic_target.parameters()), list(self.critic.parameters()), tau)
+        for target, online in ((self.actor_target, self.actor), (self.critic_target, self.critic)):
+            polyak_update(self.params[target], self.params[online], tau)
 
-    def _clip(self, network: nn.Module) -> None:
+    def _step(self, network: nn.Module, optimizer: torch.optim.Optimizer, grads: tuple[torch.Tensor, ...]) -> None:
+        """Hand the gradients to the network's parameters and take one optimiser step."""
+        params = self.params[network]
+        for param, grad in zip(params, grads, strict=True):
+            param.grad = grad
         if self.config.max_grad_norm is not None:
-            nn.utils.clip_grad_norm_(network.parameters(), self.config.max_grad_norm, foreach=True)
+            nn.utils.clip_grad_norm_(params, self.config.max_grad_norm, foreach=True)
+        optimizer.step()
 
     def _record(self, where: slice, values: torch.Tensor) -> None:
         self._metric_sums[where] += values

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from ddpg_cli import checkpoint as ckpt
-from ddpg_cli.agent import DDPGAgent, resolve_device
+from ddpg_cli.agent import DDPGAgent, compiler_missing, resolve_device
 from ddpg_cli.config import Config, config_to_dict, config_to_yaml
 from ddpg_cli.envs import env_rng_state, make_env, make_vector_env, scale_action, set_env_rng_state
 from ddpg_cli.errors import CheckpointError, ConfigError, OutputError, TrainingDiverged
@@ -117,6 +117,8 @@ def train(config: Config, run_dir: Path, resume: dict[str, Any] | None = None, v
     device = resolve_device(config.train.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"train.device is 'cuda' but no CUDA device is available to this torch build ({torch.__version__})")
+    if config.train.compile and device.type == "cpu" and (why := compiler_missing()):
+        raise ConfigError(f"train.compile needs a C++ compiler for torch.compile on the CPU ({why}); install g++ or set train.compile: false")
     if config.train.torch_threads is not None:
         torch.set_num_threads(config.train.torch_threads)
     seed_everything(config.seed)

@@ -199,16 +199,22 @@ def test_bf16_runs_hidden_layers_in_bf16_and_outputs_in_fp32():
 
 
 @pytest.mark.slow
-def test_compiled_updates_match_eager():
+@pytest.mark.parametrize("invert", [False, True])
+def test_compiled_updates_match_eager(invert):
     obs = torch.randn(BATCH, OBS_DIM)
+    action = torch.rand(BATCH, ACTION_DIM) * 2 - 1
     agents = []
     for compile in (False, True):
         torch.manual_seed(0)
-        agent = DDPGAgent(OBS_DIM, ACTION_DIM, AgentConfig(actor_hidden=[32, 32], critic_hidden=[32, 32]), compile=compile)
+        config = AgentConfig(actor_hidden=[32, 32], critic_hidden=[32, 32], invert_gradients=invert, max_grad_norm=1.0)
+        agent = DDPGAgent(OBS_DIM, ACTION_DIM, config, compile=compile)
         for _ in range(3):
-            agent.update_critic(obs, torch.zeros(BATCH, ACTION_DIM), torch.ones(BATCH), obs, torch.zeros(BATCH))
+            agent.update_critic(obs, action, torch.randn(BATCH), obs, torch.zeros(BATCH))
             agent.update_actor(obs)
             agent.update_targets()
         agents.append(agent)
-    for eager, compiled in zip(agents[0].actor.parameters(), agents[1].actor.parameters()):
-        torch.testing.assert_close(eager, compiled, rtol=1e-4, atol=1e-5)
+    eager, compiled = agents
+    for network in ("actor", "critic", "actor_target", "critic_target"):
+        for want, got in zip(getattr(eager, network).parameters(), getattr(compiled, network).parameters(), strict=True):
+            torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(compiled._metric_sums, eager._metric_sums, rtol=1e-4, atol=1e-5)

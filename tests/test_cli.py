@@ -58,6 +58,20 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, args, fragment):
     assert_one_line_error(result, fragment)
 
 
+def test_compile_without_a_cpp_compiler_is_one_line(tmp_path, monkeypatch):
+    # Simulate a machine without g++ (a slim Docker image): inductor's own compiler search fails.
+    import torch._inductor.cpp_builder as cpp_builder
+
+    def no_compiler() -> str:
+        raise RuntimeError("Failed to find C++ compiler. Please specify via CXX environment variable.")
+
+    monkeypatch.setattr(cpp_builder, "get_cpp_compiler", no_compiler)
+    result = runner.invoke(app, ["train", "--set", "train.compile=true", "--run-dir", str(tmp_path / "run")])
+    assert_one_line_error(result, "train.compile needs a C++ compiler")
+    assert "Failed to find C++ compiler" in result.output
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
 def test_refuses_to_overwrite_an_existing_run(tmp_path):
     run_dir = tmp_path / "run"
     (run_dir / "checkpoints").mkdir(parents=True)
