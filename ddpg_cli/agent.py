@@ -12,8 +12,8 @@ The actor update is the heart of DDPG and is written out in one place, `actor_gr
    grad_outputs=-dq_da / B)`), which is exactly the gradient of -mean_B Q(s, mu(s)) with respect to
    theta when nothing is bounded. `update_actor` hands it to the optimiser.
 
-The gradient methods are plain functions of the parameters and the batch, so `compile=True` turns
-each into one compiled graph; the maths is the same code either way.
+`update` runs `learn` (critic step, actor step, targets), and with `compile=True` that whole method
+becomes one compiled graph; the maths is the same code either way.
 
 docs/actor-update.md explains why, and tests/test_agent.py proves the equivalence.
 """
@@ -21,11 +21,12 @@ docs/actor-update.md explains why, and tests/test_agent.py proves the equivalenc
 from __future__ import annotations
 
 import copy
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.optim.adam import adam as functional_adam
 
 from ddpg_cli.config import AgentConfig
 from ddpg_cli.networks import Actor, Critic, ObsNormalizer
@@ -87,7 +88,58 @@ def cpu_has_fast_bf16() -> bool:
 
 def _adam(params: Iterable[torch.Tensor], lr: float, weight_decay: float, device: torch.device) -> torch.optim.Adam:
     # The fused kernels (CPU since torch 2.4, CUDA) take one pass over all tensors instead of a dozen.
-    return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, fused=device.type in ("cpu", "cuda"))
+    optimizer = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, fused=device.type in ("cpu", "cuda"))
+    init_adam_state(optimizer)
+    return optimizer
+
+
+def init_adam_state(optimizer: torch.optim.Adam) -> None:
+    """Create Adam's per-parameter state (step, first and second moments) as torch.optim.Adam would on
+    its first step, so that `adam_step` finds it. Parameters that already have state keep it."""
+    for group in optimizer.param_groups:
+        for param in group["params"]:
+            if not optimizer.state.get(param):
+                step_device = param.device if group["fused"] else torch.device("cpu")
+                optimizer.state[param] = {
+                    "step": torch.zeros((), dtype=torch.float32, device=step_device),
+                    "exp_avg": torch.zeros_like(param, memory_format=torch.preserve_format),
+                    "exp_avg_sq": torch.zeros_like(param, memory_format=torch.preserve_format),
+                }
+
+
+@torch.no_grad()
+def adam_step(optimizer: torch.optim.Adam, grads: Sequence[torch.Tensor]) -> None:
+    """`optimizer.step()` with `grads`, through torch's functional Adam on the optimiser's own state.
+
+    The maths, the state and the state dict are torch.optim.Adam's; what is skipped is the bookkeeping
+    around its step (hooks, lazy state, a forced graph break under torch.compile), which costs more
+    than the fused kernel itself on a 256x256 network and would split a compiled update in pieces.
+    """
+    (group,) = optimizer.param_groups
+    states = [optimizer.state[param] for param in group["params"]]
+    steps = [state["step"] for state in states]
+    # Dynamo cannot trace the fused kernel; compiled, the multi-tensor version (in its "capturable"
+    # form, which keeps the step count a tensor) is fused by inductor instead.
+    compiling = torch.compiler.is_compiling()
+    fused = bool(group["fused"]) and not compiling
+    functional_adam(
+        group["params"],
+        list(grads),
+        [state["exp_avg"] for state in states],
+        [state["exp_avg_sq"] for state in states],
+        [],
+        steps,
+        fused=fused,
+        foreach=not fused,
+        capturable=compiling,
+        amsgrad=False,
+        beta1=group["betas"][0],
+        beta2=group["betas"][1],
+        lr=group["lr"],
+        weight_decay=group["weight_decay"],
+        eps=group["eps"],
+        maximize=False,
+    )
 
 
 def compiler_missing() -> str | None:
@@ -101,12 +153,12 @@ def compiler_missing() -> str | None:
     return None
 
 
-def _compiled(gradients: Callable[..., tuple]) -> Callable[..., tuple]:
-    """torch.compile a gradient method into one graph. Dynamo traces torch.autograd.grad only with
+def _compiled(learn: Callable[..., None]) -> Callable[..., None]:
+    """torch.compile the whole update into one graph. Dynamo traces torch.autograd.grad only with
     `trace_autograd_ops`; without it every call would split into several graphs and lose the gain.
     cpp_wrapper calls the generated kernels from C++, not Python: a large share of a small update."""
     torch._dynamo.config.trace_autograd_ops = True
-    return torch.compile(gradients, fullgraph=True, options={"cpp_wrapper": True})
+    return torch.compile(learn, fullgraph=True, options={"cpp_wrapper": True})
 
 
 # --- the agent -------------------------------------------------------------------------------------
@@ -138,16 +190,14 @@ class DDPGAgent:
         self.params = {net: list(net.parameters()) for net in (self.actor, self.critic, self.actor_target, self.critic_target)}
         self.actor_optimizer = _adam(self.actor.parameters(), config.actor_lr, 0.0, self.device)
         self.critic_optimizer = _adam(self.critic.parameters(), config.critic_lr, config.critic_weight_decay, self.device)
-        # The updates get their gradients through these: the plain methods, or each compiled into one
-        # graph (forwards, backwards and the glue between them) when `compile` is on.
-        self._critic_gradients = _compiled(self.critic_gradients) if compile else self.critic_gradients
-        self._actor_gradients = _compiled(self.actor_gradients) if compile else self.actor_gradients
+        # `update` runs `learn`: the plain method, or compiled into one graph (forwards, backwards,
+        # optimiser steps, target updates and metrics) when `compile` is on.
+        self._learn = _compiled(self.learn) if compile else self.learn
         self.critic_updates = 0
-        # Running sums of [critic_loss, q_data, actor_q, |dq_da|, at_bound] and their counts, kept as
-        # tensors so that logging them costs no host sync per update.
+        # Running sums of [critic_loss, q_data, actor_q, |dq_da|, at_bound] and the counts of critic and
+        # actor steps, kept as tensors so that logging them costs no host sync per update.
         self._metric_sums = torch.zeros(5, device=self.device)
-        self._critic_count = 0
-        self._actor_count = 0
+        self._metric_counts = torch.zeros(2, device=self.device)
         self._all_finite = torch.ones((), dtype=torch.bool, device=self.device)
 
     # --- acting ---
@@ -161,11 +211,15 @@ class DDPGAgent:
 
     def update(self, batch: Batch) -> None:
         """One gradient step of the critic; of the actor and the targets every `policy_delay` steps."""
+        self.critic_updates += 1
+        self._learn(batch, self.critic_updates % self.config.policy_delay == 0)
+
+    def learn(self, batch: Batch, update_actor: bool) -> None:
+        """The body of `update` (the unit that `compile` turns into one graph)."""
         obs = self.normalizer(batch.obs)
         next_obs = self.normalizer(batch.next_obs)
         self.update_critic(obs, batch.action, batch.reward, next_obs, batch.terminated)
-        self.critic_updates += 1
-        if self.critic_updates % self.config.policy_delay == 0:
+        if update_actor:
             self.update_actor(obs)
             self.update_targets()
 
@@ -173,10 +227,9 @@ class DDPGAgent:
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16)
 
     def update_critic(self, obs: torch.Tensor, action: torch.Tensor, reward: torch.Tensor, next_obs: torch.Tensor, terminated: torch.Tensor) -> None:
-        grads, loss, q_mean = self._critic_gradients(obs, action, reward, next_obs, terminated)
+        grads, loss, q_mean = self.critic_gradients(obs, action, reward, next_obs, terminated)
         self._step(self.critic, self.critic_optimizer, grads)
-        self._record(slice(0, 2), torch.stack([loss, q_mean]))
-        self._critic_count += 1
+        self._record(slice(0, 2), torch.stack([loss, q_mean]), count=0)
 
     def critic_gradients(self, obs: torch.Tensor, action: torch.Tensor, reward: torch.Tensor, next_obs: torch.Tensor, terminated: torch.Tensor) -> tuple[tuple[torch.Tensor, ...], torch.Tensor, torch.Tensor]:
         """Gradient of the TD loss mean_B (Q(s, a) - y)^2 with respect to the critic's parameters.
@@ -194,11 +247,10 @@ class DDPGAgent:
 
     def update_actor(self, obs: torch.Tensor) -> None:
         """The explicit chain rule: theta <- theta + lr * mean_B[ dQ/da * d mu/d theta ]."""
-        grads, action, dq_da, q_mean = self._actor_gradients(obs)
+        grads, action, dq_da, q_mean = self.actor_gradients(obs)
         self._step(self.actor, self.actor_optimizer, grads)
         at_bound = (action.abs() >= ACTION_HIGH - AT_BOUND_TOLERANCE).float().mean()
-        self._record(slice(2, 5), torch.stack([q_mean, dq_da.norm(dim=1).mean(), at_bound]))
-        self._actor_count += 1
+        self._record(slice(2, 5), torch.stack([q_mean, dq_da.norm(dim=1).mean(), at_bound]), count=1)
 
     def actor_gradients(self, obs: torch.Tensor) -> tuple[tuple[torch.Tensor, ...], torch.Tensor, torch.Tensor, torch.Tensor]:
         """The deterministic policy gradient in its two factors, dQ/da and d mu/d theta.
@@ -230,10 +282,11 @@ class DDPGAgent:
             param.grad = grad
         if self.config.max_grad_norm is not None:
             nn.utils.clip_grad_norm_(params, self.config.max_grad_norm, foreach=True)
-        optimizer.step()
+        adam_step(optimizer, grads)
 
-    def _record(self, where: slice, values: torch.Tensor) -> None:
+    def _record(self, where: slice, values: torch.Tensor, count: int) -> None:
         self._metric_sums[where] += values
+        self._metric_counts[count] += 1
         self._all_finite &= torch.isfinite(values).all()
 
     # --- health and logs ---
@@ -252,16 +305,17 @@ class DDPGAgent:
     def pop_metrics(self) -> dict[str, float]:
         """Means since the last call: critic_loss, q (on replayed actions), actor_q, dq_da_norm, at_bound."""
         sums = self._metric_sums.tolist()
+        critic_count, actor_count = self._metric_counts.tolist()
         metrics: dict[str, float] = {}
-        if self._critic_count:
-            metrics["critic_loss"] = sums[0] / self._critic_count
-            metrics["q_data"] = sums[1] / self._critic_count
-        if self._actor_count:
-            metrics["actor_q"] = sums[2] / self._actor_count
-            metrics["dq_da_norm"] = sums[3] / self._actor_count
-            metrics["at_bound_fraction"] = sums[4] / self._actor_count
+        if critic_count:
+            metrics["critic_loss"] = sums[0] / critic_count
+            metrics["q_data"] = sums[1] / critic_count
+        if actor_count:
+            metrics["actor_q"] = sums[2] / actor_count
+            metrics["dq_da_norm"] = sums[3] / actor_count
+            metrics["at_bound_fraction"] = sums[4] / actor_count
         self._metric_sums.zero_()
-        self._critic_count = self._actor_count = 0
+        self._metric_counts.zero_()
         return metrics
 
     # --- checkpointing ---
@@ -286,4 +340,6 @@ class DDPGAgent:
         self.normalizer.load_state_dict(state["normalizer"])
         self.actor_optimizer.load_state_dict(state["actor_optimizer"])
         self.critic_optimizer.load_state_dict(state["critic_optimizer"])
+        for optimizer in (self.actor_optimizer, self.critic_optimizer):
+            init_adam_state(optimizer)  # a checkpoint written before the first update has no Adam state
         self.critic_updates = int(state["critic_updates"])

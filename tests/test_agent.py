@@ -5,8 +5,9 @@ import copy
 import pytest
 import torch
 
-from ddpg_cli.agent import DDPGAgent, invert_gradients, polyak_update, td_target
+from ddpg_cli.agent import DDPGAgent, init_adam_state, adam_step, invert_gradients, polyak_update, td_target
 from ddpg_cli.config import AgentConfig
+from ddpg_cli.replay_buffer import Batch
 
 OBS_DIM, ACTION_DIM, BATCH = 5, 3, 64
 
@@ -160,7 +161,6 @@ def test_critic_update_moves_only_the_critic_and_targets_follow_slowly():
 
 def test_policy_delay_updates_actor_every_k_critic_steps():
     agent = make_agent(policy_delay=2)
-    from ddpg_cli.replay_buffer import Batch
 
     batch = Batch(torch.randn(8, OBS_DIM), torch.zeros(8, ACTION_DIM), torch.zeros(8), torch.randn(8, OBS_DIM), torch.zeros(8))
     before = [p.detach().clone() for p in agent.actor.parameters()]
@@ -168,6 +168,38 @@ def test_policy_delay_updates_actor_every_k_critic_steps():
     assert all(torch.equal(p, b) for p, b in zip(agent.actor.parameters(), before))
     agent.update(batch)
     assert any(not torch.equal(p, b) for p, b in zip(agent.actor.parameters(), before))
+
+
+@pytest.mark.parametrize("weight_decay", [0.0, 1e-2])
+def test_adam_step_is_torch_adam(weight_decay):
+    """The optimiser step the agent takes (functional Adam on the optimiser's state) is Adam.step()."""
+    torch.manual_seed(0)
+    net = torch.nn.Linear(4, 3)
+    reference = copy.deepcopy(net)
+    ours_optimizer = torch.optim.Adam(net.parameters(), lr=1e-2, weight_decay=weight_decay, fused=True)
+    init_adam_state(ours_optimizer)
+    reference_optimizer = torch.optim.Adam(reference.parameters(), lr=1e-2, weight_decay=weight_decay, fused=True)
+    for _ in range(4):
+        x = torch.randn(8, 4)
+        grads = torch.autograd.grad(net(x).square().mean(), list(net.parameters()))
+        adam_step(ours_optimizer, grads)
+        reference_optimizer.zero_grad()
+        reference(x).square().mean().backward()
+        reference_optimizer.step()
+    for got, want in zip(net.parameters(), reference.parameters(), strict=True):
+        torch.testing.assert_close(got, want)
+    assert ours_optimizer.state_dict()["state"][0]["step"] == reference_optimizer.state_dict()["state"][0]["step"] == 4
+
+
+def test_agent_loaded_from_a_state_without_updates_can_update():
+    """A checkpoint written before learning starts has no Adam state; the loaded agent still updates."""
+    fresh = make_agent()
+    agent = make_agent()
+    agent.load_state_dict(copy.deepcopy(fresh.state_dict()) | {"actor_optimizer": torch.optim.Adam(fresh.actor.parameters()).state_dict()})
+    obs = torch.randn(BATCH, OBS_DIM)
+    agent.update(Batch(obs, torch.zeros(BATCH, ACTION_DIM), torch.ones(BATCH), obs, torch.zeros(BATCH)))
+    assert agent.all_finite()
+    assert agent.actor_optimizer.state_dict()["state"][0]["step"] == 1
 
 
 def test_metrics_and_finiteness():
@@ -202,19 +234,18 @@ def test_bf16_runs_hidden_layers_in_bf16_and_outputs_in_fp32():
 @pytest.mark.parametrize("invert", [False, True])
 def test_compiled_updates_match_eager(invert):
     obs = torch.randn(BATCH, OBS_DIM)
-    action = torch.rand(BATCH, ACTION_DIM) * 2 - 1
+    batch = Batch(obs, torch.rand(BATCH, ACTION_DIM) * 2 - 1, torch.randn(BATCH), torch.randn(BATCH, OBS_DIM), torch.zeros(BATCH))
     agents = []
     for compile in (False, True):
         torch.manual_seed(0)
-        config = AgentConfig(actor_hidden=[32, 32], critic_hidden=[32, 32], invert_gradients=invert, max_grad_norm=1.0)
+        config = AgentConfig(actor_hidden=[32, 32], critic_hidden=[32, 32], invert_gradients=invert, max_grad_norm=1.0, critic_weight_decay=1e-3, policy_delay=2)
         agent = DDPGAgent(OBS_DIM, ACTION_DIM, config, compile=compile)
-        for _ in range(3):
-            agent.update_critic(obs, action, torch.randn(BATCH), obs, torch.zeros(BATCH))
-            agent.update_actor(obs)
-            agent.update_targets()
+        for _ in range(5):  # critic, critic + actor + targets, ... (both branches of the compiled update)
+            agent.update(batch)
         agents.append(agent)
     eager, compiled = agents
     for network in ("actor", "critic", "actor_target", "critic_target"):
         for want, got in zip(getattr(eager, network).parameters(), getattr(compiled, network).parameters(), strict=True):
             torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(compiled._metric_sums, eager._metric_sums, rtol=1e-4, atol=1e-5)
+    assert compiled.pop_metrics().keys() == eager.pop_metrics().keys()

@@ -59,6 +59,9 @@ def test_state_round_trip():
     for name in ("obs", "action", "reward", "next_obs", "terminated"):
         assert torch.equal(getattr(other, name), getattr(buffer, name))
     assert (other.position, len(other)) == (buffer.position, len(buffer))
+    # Each field is saved alone and compact, not as a view of the whole ring.
+    assert state["obs"].untyped_storage().nbytes() == 10 * 3 * 4
+    assert state["reward"].is_contiguous() and state["reward"].untyped_storage().nbytes() == 10 * 4
     with pytest.raises(ValueError):
         ReplayBuffer(capacity=5, obs_dim=3, action_dim=2).load_state_dict(state)
 
