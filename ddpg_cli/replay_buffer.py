@@ -60,16 +60,15 @@ class ReplayBuffer:
 
     def add(self, obs: torch.Tensor, action: torch.Tensor, reward: torch.Tensor, next_obs: torch.Tensor, terminated: torch.Tensor) -> None:
         """Store N transitions at once (one per env): tensors of shape [N, ...]."""
-        count = obs.shape[0]
+        self.add_rows(torch.cat([obs, action, reward[:, None], next_obs, terminated[:, None]], dim=1))
+
+    def add_rows(self, rows: torch.Tensor) -> None:
+        """Store N transitions given as rows [N, obs | action | reward | next_obs | terminated]."""
+        count = rows.shape[0]
         if self.position + count <= self.capacity:  # the common case: one contiguous slice, no index tensor
-            index: slice | torch.Tensor = slice(self.position, self.position + count)
+            self.storage[self.position : self.position + count] = rows
         else:
-            index = (torch.arange(count, device=self.device) + self.position) % self.capacity
-        self.obs[index] = obs
-        self.action[index] = action
-        self.reward[index] = reward
-        self.next_obs[index] = next_obs
-        self.terminated[index] = terminated
+            self.storage[(torch.arange(count, device=self.device) + self.position) % self.capacity] = rows.to(self.device)
         self.position = (self.position + count) % self.capacity
         self.size = min(self.size + count, self.capacity)
 

@@ -215,18 +215,13 @@ def train(config: Config, run_dir: Path, resume: dict[str, Any] | None = None, v
                 # --- step the envs and store the transitions ------------------------------------
                 env_action = np.clip(scale_action(action, low, high), low, high)
                 next_obs, reward, terminated, truncated, _ = envs.step(env_action)
-                if not np.all(np.isfinite(next_obs)):
-                    raise TrainingDiverged(f"step {counters.step}: the env returned a non-finite observation ({_first_non_finite(next_obs)})")
-                if not np.all(np.isfinite(reward)):
-                    raise TrainingDiverged(f"step {counters.step}: the env returned a non-finite reward ({_first_non_finite(reward)})")
-                buffer.add(
-                    torch.as_tensor(obs, dtype=torch.float32, device=device),
-                    torch.as_tensor(action, device=device),
-                    torch.as_tensor(reward, dtype=torch.float32, device=device),
-                    torch.as_tensor(next_obs, dtype=torch.float32, device=device),
-                    torch.as_tensor(terminated, dtype=torch.float32, device=device),
-                )
-                agent.normalizer.update(torch.as_tensor(next_obs, device=device))
+                # One row per env, laid out as the buffer stores it: one array to check, one copy to store.
+                transitions = np.concatenate([obs, action, reward[:, None], next_obs, terminated[:, None]], axis=1, dtype=np.float32)
+                if not np.isfinite(transitions).all():
+                    raise TrainingDiverged(f"step {counters.step}: {_non_finite_env_output(obs, next_obs, reward)}")
+                buffer.add_rows(torch.from_numpy(transitions).to(device))
+                if agent.normalizer.enabled:
+                    agent.normalizer.update(torch.as_tensor(next_obs, device=device))
                 for i, episode in enumerate(episodes):
                     episode.actions.append(action[i].copy())
                     episode.episode_return += float(reward[i])
@@ -308,6 +303,14 @@ def train(config: Config, run_dir: Path, resume: dict[str, Any] | None = None, v
 
 
 # --- helpers ---------------------------------------------------------------------------------------
+
+
+def _non_finite_env_output(obs: np.ndarray, next_obs: np.ndarray, reward: np.ndarray) -> str:
+    """Which of the env's outputs in a transition is NaN or infinite (the actions were checked before)."""
+    for what, values in (("observation", next_obs), ("reward", reward), ("observation", obs)):
+        if not np.all(np.isfinite(values)):
+            return f"the env returned a non-finite {what} ({_first_non_finite(values)})"
+    return "the env returned a non-finite value"
 
 
 def _first_non_finite(values: np.ndarray) -> str:
