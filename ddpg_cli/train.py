@@ -310,7 +310,7 @@ def _non_finite_env_output(obs: np.ndarray, next_obs: np.ndarray, reward: np.nda
     for what, values in (("observation", next_obs), ("reward", reward), ("observation", obs)):
         if not np.all(np.isfinite(values)):
             return f"the env returned a non-finite {what} ({_first_non_finite(values)})"
-    return "the env returned a non-finite value"
+    return "the env returned a non-finite value (one too large for float32)"
 
 
 def _first_non_finite(values: np.ndarray) -> str:
