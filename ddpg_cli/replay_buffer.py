@@ -11,12 +11,18 @@ through a time-limit truncation, and only a true termination cuts the return.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 
 
 FIELDS = ("obs", "action", "reward", "next_obs", "terminated")
+
+
+def row_parts(obs: Any, action: Any, reward: Any, next_obs: Any, terminated: Any) -> list[Any]:
+    """The pieces of N stored rows, in the storage's column order, as [N, k] arrays or tensors: join
+    them with torch.cat or np.concatenate along the last axis."""
+    return [obs, action, reward[:, None], next_obs, terminated[:, None]]
 
 
 class Batch(NamedTuple):
@@ -60,7 +66,7 @@ class ReplayBuffer:
 
     def add(self, obs: torch.Tensor, action: torch.Tensor, reward: torch.Tensor, next_obs: torch.Tensor, terminated: torch.Tensor) -> None:
         """Store N transitions at once (one per env): tensors of shape [N, ...]."""
-        self.add_rows(torch.cat([obs, action, reward[:, None], next_obs, terminated[:, None]], dim=1))
+        self.add_rows(torch.cat(row_parts(obs, action, reward, next_obs, terminated), dim=1))
 
     def add_rows(self, rows: torch.Tensor) -> None:
         """Store N transitions given as rows [N, obs | action | reward | next_obs | terminated]."""

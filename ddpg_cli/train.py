@@ -35,7 +35,7 @@ from ddpg_cli.evaluate import EvalResult, evaluate
 from ddpg_cli.logger import RunLogger
 from ddpg_cli.networks import DeployedPolicy
 from ddpg_cli.noise import make_noise, sigma_at
-from ddpg_cli.replay_buffer import ReplayBuffer
+from ddpg_cli.replay_buffer import ReplayBuffer, row_parts
 
 # Each source of randomness gets its own stream, derived from the config's seed.
 NOISE_SEED_OFFSET = 1
@@ -216,7 +216,7 @@ def train(config: Config, run_dir: Path, resume: dict[str, Any] | None = None, v
                 env_action = np.clip(scale_action(action, low, high), low, high)
                 next_obs, reward, terminated, truncated, _ = envs.step(env_action)
                 # One row per env, laid out as the buffer stores it: one array to check, one copy to store.
-                transitions = np.concatenate([obs, action, reward[:, None], next_obs, terminated[:, None]], axis=1, dtype=np.float32)
+                transitions = np.concatenate(row_parts(obs, action, reward, next_obs, terminated), axis=1, dtype=np.float32)
                 if not np.isfinite(transitions).all():
                     raise TrainingDiverged(f"step {counters.step}: {_non_finite_env_output(obs, next_obs, reward)}")
                 buffer.add_rows(torch.from_numpy(transitions).to(device))
