@@ -20,6 +20,7 @@ docs/actor-update.md explains why, and tests/test_agent.py proves the equivalenc
 
 from __future__ import annotations
 
+import contextlib
 import copy
 from typing import Callable, Iterable, Sequence
 
@@ -223,8 +224,12 @@ class DDPGAgent:
             self.update_actor(obs)
             self.update_targets()
 
-    def _autocast(self) -> torch.autocast:
-        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16)
+    def _autocast(self) -> contextlib.AbstractContextManager[object]:
+        if not self.bf16:
+            # Even a disabled autocast leaves enter/exit nodes in a compiled graph, and those keep
+            # torch's AOTAutograd cache from storing it: every run would redo ~3 s of compilation.
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=torch.bfloat16)
 
     def update_critic(self, obs: torch.Tensor, action: torch.Tensor, reward: torch.Tensor, next_obs: torch.Tensor, terminated: torch.Tensor) -> None:
         grads, loss, q_mean = self.critic_gradients(obs, action, reward, next_obs, terminated)
