@@ -240,7 +240,7 @@ def fmt(value: float | None, spec: str) -> str:
 
 
 RUN_HEADER = (
-    f"{'impl':<8} {'seed':>4} {'steps':>7} {'wall s':>8} {'SPS':>6} {'eval mean':>10} {'peak RSS MiB':>12} "
+    f"{'impl':<12} {'seed':>4} {'steps':>7} {'wall s':>8} {'SPS':>6} {'eval mean':>10} {'peak RSS MiB':>12} "
     f"{'other CPU':>9}  note"
 )
 
@@ -248,7 +248,7 @@ RUN_HEADER = (
 def format_run(r: RunResult) -> str:
     """One table row; failed runs keep their row, with the reason in the note."""
     return (
-        f"{r.impl:<8} {r.seed:>4} {r.steps:>7} {fmt(r.wall_s, '.1f'):>8} {fmt(r.sps, '.0f'):>6} "
+        f"{r.impl:<12} {r.seed:>4} {r.steps:>7} {fmt(r.wall_s, '.1f'):>8} {fmt(r.sps, '.0f'):>6} "
         f"{fmt(r.eval_mean, '.1f'):>10} {fmt(r.peak_rss_mib, '.0f'):>12} {fmt(r.other_cpu_frac, '.0%'):>9}  {r.note}"
     )
 

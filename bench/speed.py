@@ -16,6 +16,8 @@ Usage (from the repo root):
     python bench/speed.py --rounds 3 --steps 20000 \
         --cleanrl-script PATH/ddpg_continuous_action.py --cleanrl-python PATH/bin/python --json out.json
     python bench/speed.py --no-ours --peers sb3,cleanrl --rounds 1 ...   # peers only
+    python bench/speed.py --set train.compile=true --variant eager:train.compile=false ...
+        # also time ours with other settings, in the same alternation (impl `ours-eager`)
 """
 
 from __future__ import annotations
@@ -52,6 +54,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="ours' config (default: %(default)s)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="extra override passed to ours as --set (repeatable)")  # fmt: skip
+    parser.add_argument("--variant", dest="variants", action="append", default=[], metavar="NAME:KEY=VALUE[,KEY=VALUE]",
+                        help="also time ours with these overrides on top of --set, as impl `ours-NAME`, alternated "
+                             "with the others (repeatable)")  # fmt: skip
     parser.add_argument("--steps", type=int, default=20_000)
     parser.add_argument("--rounds", type=int, default=3, help="runs per implementation; round r uses seed r")
     parser.add_argument("--wait-idle", type=float, default=0.0, metavar="S",
@@ -64,6 +69,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--work-dir", type=Path, help="where run dirs and logs go; default bench/results/speed-*")
     parser.add_argument("--json", type=Path, help="write settings, every run, medians and ratios here")
     args = parser.parse_args()
+    args.variant_overrides = {}
+    for spec in args.variants:
+        name, _, assignments = spec.partition(":")
+        if not name or not assignments or not all("=" in a for a in assignments.split(",")):
+            parser.error(f"--variant takes NAME:KEY=VALUE[,KEY=VALUE], got {spec!r}")
+        args.variant_overrides[f"ours-{name}"] = assignments.split(",")
     if args.rounds < 1 or args.steps < 1 or args.retry_busy < 0:
         parser.error(f"need --rounds >= 1, --steps >= 1, --retry-busy >= 0; got {args.rounds}, {args.steps}, "
                      f"{args.retry_busy}")  # fmt: skip
@@ -88,9 +99,12 @@ def run_one(impl: str, seed: int, args: argparse.Namespace, work_dir: Path, wait
     if busy is not None and busy > BUSY:
         print(f"warning: cores {busy:.0%} busy before {impl} seed {seed}: its timing may be inflated",
               file=sys.stderr, flush=True)  # fmt: skip
-    if impl == "ours":
-        result = run_ours(seed, args.steps, python=args.python, config=args.config, work_dir=work_dir,
-                          overrides=args.overrides)  # fmt: skip
+    if impl == "ours" or impl in args.variant_overrides:
+        overrides = args.overrides + args.variant_overrides.get(impl, [])
+        variant_dir = work_dir if impl == "ours" else work_dir / impl
+        result = run_ours(seed, args.steps, python=args.python, config=args.config, work_dir=variant_dir,
+                          overrides=overrides)  # fmt: skip
+        result.impl = impl
     else:
         result = run_peer(impl, seed, args.steps, args, work_dir)
     result.extra["busy_before"] = busy
@@ -135,10 +149,11 @@ def medians(runs: list[RunResult]) -> dict[str, float | int | None]:
 
 def main() -> None:
     args = parse_args()
-    impls = ([] if args.no_ours else ["ours"]) + select_peers(args)
+    ours = [] if args.no_ours else ["ours", *args.variant_overrides]
+    impls = ours + select_peers(args)
     if not impls:
         raise SystemExit("nothing to run: --no-ours and no peers selected")
-    if "ours" in impls and not args.config.is_file():
+    if ours and not args.config.is_file():
         raise SystemExit(f"--config {args.config} is not a file")
     work_dir = (args.work_dir or default_work_dir("speed")).resolve()
 
@@ -163,25 +178,28 @@ def main() -> None:
     calibration["after"] = None if args.no_calibrate else calibrate(args.python, "after")
     summary = {impl: medians(rs) for impl, rs in runs.items()}
     print(f"\nmedians over {args.rounds} round(s)")
-    print(f"{'impl':<8} {'ok':>5} {'wall s':>8} {'SPS':>6} {'eval mean':>10} {'peak RSS MiB':>12}")
+    print(f"{'impl':<12} {'ok':>5} {'wall s':>8} {'SPS':>6} {'eval mean':>10} {'peak RSS MiB':>12}")
     for impl, m in summary.items():
-        print(f"{impl:<8} {m['runs_ok']:>2}/{m['runs']:<2} {fmt(m['wall_s'], '.1f'):>8} {fmt(m['sps'], '.0f'):>6} "
+        print(f"{impl:<12} {m['runs_ok']:>2}/{m['runs']:<2} {fmt(m['wall_s'], '.1f'):>8} {fmt(m['sps'], '.0f'):>6} "
               f"{fmt(m['eval_mean'], '.1f'):>10} {fmt(m['peak_rss_mib'], '.0f'):>12}")  # fmt: skip
 
-    ratios: dict[str, float | None] = {}
-    ours_sps = summary.get("ours", {}).get("sps")
-    for impl in impls[1:] if "ours" in impls else []:
-        peer_sps = summary[impl]["sps"]
-        ratios[impl] = ours_sps / peer_sps if ours_sps and peer_sps else None
-        print(f"ours/{impl} median SPS: {fmt(ratios[impl], '.2f')}")
+    ratios: dict[str, float | None] = {}  # "ours/sb3", "ours-eager/sb3", ...
+    for mine in ours:
+        for impl in impls:
+            if impl in ours:
+                continue
+            mine_sps, peer_sps = summary[mine]["sps"], summary[impl]["sps"]
+            ratios[f"{mine}/{impl}"] = mine_sps / peer_sps if mine_sps and peer_sps else None
+            print(f"{mine}/{impl} median SPS: {fmt(ratios[f'{mine}/{impl}'], '.2f')}")
 
     if args.json:
         write_json(args.json, {
             "env_id": ENV_ID, "steps": args.steps, "rounds": args.rounds, "order": impls,
-            "config": str(args.config) if "ours" in impls else None, "overrides": args.overrides,
+            "config": str(args.config) if ours else None, "overrides": args.overrides,
+            "variants": args.variant_overrides,
             "runs": [r.to_dict() for rs in runs.values() for r in rs],
             "discarded_contended_runs": [r.to_dict() for r in discarded], "matmul_gflops": calibration,
-            "medians": summary, "sps_ratio_ours_over_peer": ratios,
+            "medians": summary, "sps_ratios": ratios,
         })  # fmt: skip
         print(f"wrote {args.json}")
     sys.exit(0 if all(r.ok for rs in runs.values() for r in rs) else 1)
