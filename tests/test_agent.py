@@ -7,6 +7,7 @@ import torch
 
 from ddpg_cli.agent import DDPGAgent, init_adam_state, adam_step, invert_gradients, polyak_update, td_target
 from ddpg_cli.config import AgentConfig
+from ddpg_cli.networks import one_unit_linear
 from ddpg_cli.replay_buffer import Batch
 
 OBS_DIM, ACTION_DIM, BATCH = 5, 3, 64
@@ -200,6 +201,21 @@ def test_agent_loaded_from_a_state_without_updates_can_update():
     agent.update(Batch(obs, torch.zeros(BATCH, ACTION_DIM), torch.ones(BATCH), obs, torch.zeros(BATCH)))
     assert agent.all_finite()
     assert agent.actor_optimizer.state_dict()["state"][0]["step"] == 1
+
+
+def test_one_unit_output_layer_as_a_dot_product_is_the_same_maths():
+    # The compiled update writes the critic's Q head this way; values and gradients must be Linear's.
+    torch.manual_seed(0)
+    layer = torch.nn.Linear(256, 1)
+    x = torch.randn(32, 256, requires_grad=True)
+    expected = layer(x)
+    expected_grads = torch.autograd.grad(expected.square().sum(), (x, layer.weight, layer.bias))
+    got = one_unit_linear(layer, x)
+    got_grads = torch.autograd.grad(got.square().sum(), (x, layer.weight, layer.bias))
+    assert got.shape == expected.shape == (32, 1)
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+    for g, e in zip(got_grads, expected_grads, strict=True):
+        torch.testing.assert_close(g, e, rtol=1e-5, atol=1e-5)
 
 
 def test_metrics_and_finiteness():
