@@ -210,12 +210,17 @@ class DDPGAgent:
 
     # --- learning ---
 
-    def update(self, batch: Batch) -> None:
-        """One gradient step of the critic; of the actor and the targets every `policy_delay` steps."""
-        self.critic_updates += 1
-        self._learn(batch, self.critic_updates % self.config.policy_delay == 0)
+    def update(self, batch: Batch, act_on: torch.Tensor | None = None) -> torch.Tensor | None:
+        """One gradient step of the critic; of the actor and the targets every `policy_delay` steps.
 
-    def learn(self, batch: Batch, update_actor: bool) -> None:
+        With `act_on` (raw observations [N, obs_dim]) it also returns `act(act_on)` from the updated
+        actor: the training loop's next action, computed within the same (compiled) call, where a
+        separate `act` call would cost more than the few kernels it runs.
+        """
+        self.critic_updates += 1
+        return self._learn(batch, self.critic_updates % self.config.policy_delay == 0, act_on)
+
+    def learn(self, batch: Batch, update_actor: bool, act_on: torch.Tensor | None = None) -> torch.Tensor | None:
         """The body of `update` (the unit that `compile` turns into one graph)."""
         obs = self.normalizer(batch.obs)
         next_obs = self.normalizer(batch.next_obs)
@@ -223,6 +228,10 @@ class DDPGAgent:
         if update_actor:
             self.update_actor(obs)
             self.update_targets()
+        if act_on is None:
+            return None
+        with torch.no_grad():
+            return self.actor(self.normalizer(act_on))
 
     def _autocast(self) -> contextlib.AbstractContextManager[object]:
         if not self.bf16:

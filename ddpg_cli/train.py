@@ -193,6 +193,7 @@ def train(config: Config, run_dir: Path, resume: dict[str, Any] | None = None, v
     sps_clock, sps_step = time.monotonic(), counters.step
     session_first_step, next_view_update = counters.step, 0.0
     final_eval: EvalResult | None = None
+    policy_action: np.ndarray | None = None  # mu(obs) for the coming step, when the last update computed it
     if view:
         view.start(total, counters.step)
 
@@ -206,8 +207,10 @@ def train(config: Config, run_dir: Path, resume: dict[str, Any] | None = None, v
                     action = warmup_rng.uniform(-1.0, 1.0, size=(num_envs, action_dim)).astype(np.float32)
                 else:
                     noise.sigma = sigma_at(counters.step, config.noise)
-                    obs_tensor = torch.as_tensor(obs, dtype=torch.float32, device=device)
-                    action = agent.act(obs_tensor).cpu().numpy() + noise()
+                    if policy_action is None:  # no update ran at the end of the last step to compute it
+                        policy_action = agent.act(torch.as_tensor(obs, dtype=torch.float32, device=device)).cpu().numpy()
+                    action = policy_action + noise()
+                    policy_action = None
                     np.clip(action, -1.0, 1.0, out=action)
                     if not np.all(np.isfinite(action)):
                         raise TrainingDiverged(f"step {counters.step}: the actor produced a non-finite action ({_first_non_finite(action)})")
@@ -246,8 +249,13 @@ def train(config: Config, run_dir: Path, resume: dict[str, Any] | None = None, v
                 if counters.step > learning_starts and len(buffer) >= config.agent.batch_size:
                     counters.pending_updates += min(num_envs, counters.step - learning_starts)
                     if counters.pending_updates >= config.train.update_every:
+                        # Each update also returns mu(obs) from the actor it leaves: the last one is the
+                        # next step's action, as if `agent.act` ran then (passed to every update, so that
+                        # a compiled update keeps one graph).
+                        obs_tensor = torch.as_tensor(obs, dtype=torch.float32, device=device)
                         for _ in range(counters.pending_updates * config.train.updates_per_step):
-                            agent.update(buffer.sample(config.agent.batch_size, sampler))
+                            mu = agent.update(buffer.sample(config.agent.batch_size, sampler), act_on=obs_tensor)
+                        policy_action = mu.cpu().numpy()
                         counters.pending_updates = 0
                         if check_every_step and not agent.all_finite():
                             raise TrainingDiverged(f"step {counters.step}: the update produced a non-finite {agent.non_finite_metrics()}")

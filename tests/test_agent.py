@@ -171,6 +171,20 @@ def test_policy_delay_updates_actor_every_k_critic_steps():
     assert any(not torch.equal(p, b) for p, b in zip(agent.actor.parameters(), before))
 
 
+def test_update_acting_on_observations_returns_the_updated_actors_action():
+    agent = make_agent()
+    batch = Batch(torch.randn(8, OBS_DIM), torch.zeros(8, ACTION_DIM), torch.zeros(8), torch.randn(8, OBS_DIM), torch.zeros(8))
+    obs = torch.randn(2, OBS_DIM)
+    before = agent.act(obs)
+    action = agent.update(batch, act_on=obs)
+    assert agent.update(batch) is None
+    # mu(obs) of the actor as the first update left it: replay that update on a fresh agent.
+    fresh = make_agent()
+    fresh.update(batch)
+    torch.testing.assert_close(action, fresh.act(obs))
+    assert not torch.equal(action, before)
+
+
 @pytest.mark.parametrize("weight_decay", [0.0, 1e-2])
 def test_adam_step_is_torch_adam(weight_decay):
     """The optimiser step the agent takes (functional Adam on the optimiser's state) is Adam.step()."""
@@ -251,15 +265,18 @@ def test_bf16_runs_hidden_layers_in_bf16_and_outputs_in_fp32():
 def test_compiled_updates_match_eager(invert):
     obs = torch.randn(BATCH, OBS_DIM)
     batch = Batch(obs, torch.rand(BATCH, ACTION_DIM) * 2 - 1, torch.randn(BATCH), torch.randn(BATCH, OBS_DIM), torch.zeros(BATCH))
-    agents = []
+    act_on = torch.randn(2, OBS_DIM)
+    agents, actions = [], []
     for compile in (False, True):
         torch.manual_seed(0)
         config = AgentConfig(actor_hidden=[32, 32], critic_hidden=[32, 32], invert_gradients=invert, max_grad_norm=1.0, critic_weight_decay=1e-3, policy_delay=2)
         agent = DDPGAgent(OBS_DIM, ACTION_DIM, config, compile=compile)
         for _ in range(5):  # critic, critic + actor + targets, ... (both branches of the compiled update)
-            agent.update(batch)
+            action = agent.update(batch, act_on=act_on)
         agents.append(agent)
+        actions.append(action)
     eager, compiled = agents
+    torch.testing.assert_close(actions[1], actions[0], rtol=1e-4, atol=1e-5)
     for network in ("actor", "critic", "actor_target", "critic_target"):
         for want, got in zip(getattr(eager, network).parameters(), getattr(compiled, network).parameters(), strict=True):
             torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)

@@ -271,15 +271,23 @@ def test_stop_signal_during_the_final_evaluation_still_saves_the_finished_run(tm
 def nan_action_after(monkeypatch: pytest.MonkeyPatch, calls: int) -> None:
     from ddpg_cli.agent import DDPGAgent
 
-    original = DDPGAgent.act
+    # The loop's actions come from `act` or, after an update, from the update acting on the next observation.
+    original_act, original_update = DDPGAgent.act, DDPGAgent.update
     count = {"n": 0}
 
-    def act(self, obs):
+    def poisoned(action):
         count["n"] += 1
-        action = original(self, obs)
         return torch.full_like(action, math.nan) if count["n"] >= calls else action
 
+    def act(self, obs):
+        return poisoned(original_act(self, obs))
+
+    def update(self, batch, act_on=None):
+        action = original_update(self, batch, act_on)
+        return None if action is None else poisoned(action)
+
     monkeypatch.setattr(DDPGAgent, "act", act)
+    monkeypatch.setattr(DDPGAgent, "update", update)
 
 
 def infinite_q_after(monkeypatch: pytest.MonkeyPatch, calls: int) -> None:
