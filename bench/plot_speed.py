@@ -34,7 +34,7 @@ def main() -> None:
     labels = {"ours": "ddpg-cli", "sb3": "Stable-Baselines3", "cleanrl": "CleanRL"}
     ours = [name for name in impls if name == "ours" or name in variants]
     for name in ours:  # e.g. train.compile=true: say which ddpg-cli was timed
-        settings = dict(a.split("=", 1) for a in [*data.get("overrides", []), *variants.get(name, [])])  # a variant's win
+        settings = dict(a.split("=", 1) for a in [*data.get("overrides", []), *variants.get(name, [])])  # the variant's value wins
         labels[name] = "ddpg-cli" + "".join(f"\n{key}={value}" for key, value in settings.items())
 
     fig, ax = plt.subplots(figsize=(1.8 * len(impls) + 1.2, 3.8), dpi=120)
