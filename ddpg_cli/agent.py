@@ -154,7 +154,7 @@ def compiler_missing() -> str | None:
     return None
 
 
-def _compiled(learn: Callable[..., None]) -> Callable[..., None]:
+def _compiled(learn: Callable[..., torch.Tensor | None]) -> Callable[..., torch.Tensor | None]:
     """torch.compile the whole update into one graph. Dynamo traces torch.autograd.grad only with
     `trace_autograd_ops`; without it every call would split into several graphs and lose the gain.
     cpp_wrapper calls the generated kernels from C++, not Python: a large share of a small update."""
