@@ -36,17 +36,20 @@ def run_ours(
     config: Path,
     work_dir: Path,
     overrides: Sequence[str] = (),
+    env: dict[str, str] | None = None,
+    label: str = "ours",
 ) -> RunResult:
-    """Train ours once; `steps=None` keeps the config's `train.total_steps`.
+    """Train ours once; `steps=None` keeps the config's `train.total_steps`. `env` replaces the child's
+    environment; `label` names the run (its impl) and its folder.
 
-    The run dir is `work_dir/ours-s{seed}/run` and must not exist yet (ours refuses to overwrite a
-    run); the child's output goes to `work_dir/ours-s{seed}/stdout.log`.
+    The run dir is `work_dir/{label}-s{seed}/run` and must not exist yet (ours refuses to overwrite a
+    run); the child's output goes to `work_dir/{label}-s{seed}/stdout.log`.
     """
-    base = work_dir / f"ours-s{seed}"
+    base = work_dir / f"{label}-s{seed}"
     base.mkdir(parents=True, exist_ok=True)
     run_dir = base / "run"
     cmd = ours_command(python, config.resolve(), seed=seed, steps=steps, run_dir=run_dir, overrides=overrides)
-    proc = run_measured(cmd, cwd=REPO_ROOT, log_path=base / "stdout.log")
+    proc = run_measured(cmd, cwd=REPO_ROOT, log_path=base / "stdout.log", env=env)
 
     summary_path = run_dir / "summary.json"
     summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
@@ -60,7 +63,7 @@ def run_ours(
         episodes = len(final_eval.get("returns", []))
         note = "" if episodes == 10 else f"final_eval has {episodes} episodes, not the protocol's 10"
     return RunResult.measured(
-        "ours",
+        label,
         seed,
         int(summary.get("steps", steps or 0)),
         proc,

@@ -1,6 +1,11 @@
 """ddpg-cli: train, evaluate, render and export DDPG agents on Gymnasium environments."""
 
-from importlib.metadata import PackageNotFoundError, version
+# First, before anything can load torch: MKL reads its reproducibility mode once, when torch loads it.
+from ddpg_cli.reproducibility import enable_before_torch
+
+enable_before_torch()
+
+from importlib.metadata import PackageNotFoundError, version  # noqa: E402
 
 try:
     __version__ = version("ddpg-cli")

@@ -96,7 +96,8 @@ def train(
 ) -> None:
     """Train a DDPG agent; checkpoints and TensorBoard logs go into the run directory."""
     from ddpg_cli.config import apply_override, build_config, config_to_dict, load_config
-    from ddpg_cli.train import load_resume, train as run_training
+    from ddpg_cli.reproducibility import conditions, resume_warning
+    from ddpg_cli.train import load_resume, set_torch_threads, train as run_training
 
     overrides = overrides or []
     payload = None
@@ -121,6 +122,9 @@ def train(
         if payload["counters"]["step"] >= cfg.train.total_steps:
             console.print(f"{resume} already finished {payload['counters']['step']:,} of {cfg.train.total_steps:,} steps; raise them with --set train.total_steps=N")
             return
+        set_torch_threads(cfg)  # as training will, so that the comparison sees its thread count
+        if changed := resume_warning(payload.get("reproducibility"), conditions()):
+            err_console.print(f"[yellow]warning:[/] {changed}", highlight=False, soft_wrap=True)
     else:
         cfg = load_config(config, overrides)
         target = run_dir or default_run_dir(cfg.env.id, cfg.seed)

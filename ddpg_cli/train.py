@@ -36,6 +36,7 @@ from ddpg_cli.logger import RunLogger
 from ddpg_cli.networks import DeployedPolicy
 from ddpg_cli.noise import make_noise, sigma_at
 from ddpg_cli.replay_buffer import ReplayBuffer, row_parts
+from ddpg_cli.reproducibility import conditions
 
 # Each source of randomness gets its own stream, derived from the config's seed.
 NOISE_SEED_OFFSET = 1
@@ -119,8 +120,7 @@ def train(config: Config, run_dir: Path, resume: dict[str, Any] | None = None, v
         raise ConfigError(f"train.device is 'cuda' but no CUDA device is available to this torch build ({torch.__version__})")
     if config.train.compile and device.type == "cpu" and (why := compiler_missing()):
         raise ConfigError(f"train.compile needs a C++ compiler for torch.compile on the CPU ({why}); install g++ or set train.compile: false")
-    if config.train.torch_threads is not None:
-        torch.set_num_threads(config.train.torch_threads)
+    set_torch_threads(config)
     seed_everything(config.seed)
 
     # --- build: envs, agent, buffer, noise -------------------------------------------------------
@@ -326,6 +326,12 @@ def _first_non_finite(values: np.ndarray) -> str:
     return str(bad.flat[0]) if bad.size else "?"
 
 
+def set_torch_threads(config: Config) -> None:
+    """Apply `train.torch_threads` (null keeps torch's default). CPU results can depend on the count."""
+    if config.train.torch_threads is not None:
+        torch.set_num_threads(config.train.torch_threads)
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
@@ -408,6 +414,7 @@ def training_state(
             "best_eval": counters.best_eval,
         },
         "agent": agent.state_dict(),
+        "reproducibility": conditions(),  # what a bitwise-equal resume depends on besides this file
         "spaces": {
             "env_id": config.env.id,
             "obs_dim": agent.obs_dim,
