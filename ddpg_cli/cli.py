@@ -143,7 +143,7 @@ def train(
         view = RichTrainView(console)
     action = "resuming" if payload else "training"
     console.print(f"{action} [bold]{cfg.env.id}[/] for {cfg.train.total_steps:,} steps, seed {cfg.seed} -> {target}", highlight=False, soft_wrap=True)
-    result = run_training(cfg, target, resume=payload, view=view)
+    result = run_training(cfg, target, resume=payload, observer=view)
 
     if result.stopped_by:
         console.print(

@@ -495,7 +495,7 @@ def test_absurdly_large_networks_are_refused_before_allocation(tmp_path):
     (without the check, the kernel's OOM killer ends the process, and whatever else it picks)."""
     from ddpg_cli.config import load_config
     from ddpg_cli.errors import ConfigError
-    from ddpg_cli.train import check_buffer_fits
+    from ddpg_cli.resources import check_buffer_fits
 
     huge = "agent.critic_hidden=[" + ", ".join(["65536"] * 16) + "]"
     with pytest.raises(ConfigError):  # checked first on its own, so a regression cannot allocate terabytes

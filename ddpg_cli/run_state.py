@@ -1,0 +1,173 @@
+"""A run's resumable state: the checkpoint payload, and putting it back.
+
+Exact resume: everything that the next transition depends on is in `last.pt`: networks, optimisers,
+replay buffer, noise state, every RNG, and for each env the way its current episode began (its reset
+seed, or its RNG state before the reset) plus the actions taken since. A resumed run rebuilds each env
+by replaying those actions, so it continues bit for bit where the interrupted run stopped.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ddpg_cli import checkpoint as ckpt
+from ddpg_cli.agent import DDPGAgent
+from ddpg_cli.config import Config, config_to_dict
+from ddpg_cli.envs import scale_action, set_env_rng_state
+from ddpg_cli.errors import CheckpointError
+from ddpg_cli.replay_buffer import ReplayBuffer
+from ddpg_cli.reproducibility import conditions
+
+
+@dataclass
+class Counters:
+    step: int = 0  # env transitions so far, over all envs
+    episodes: int = 0
+    pending_updates: int = 0  # transitions collected since the last update phase
+    wall_seconds: float = 0.0  # training time over all sessions of this run
+    last_return: float | None = None
+    last_eval: float | None = None
+    best_eval: float | None = None
+
+
+@dataclass
+class EpisodeRecord:
+    """How one env's current episode began and what was done in it: enough to rebuild the env."""
+
+    start: dict[str, Any]  # {"seed": int} or {"rng": bit-generator state before the reset}
+    actions: list[np.ndarray] = field(default_factory=list)  # normalised actions taken so far
+    episode_return: float = 0.0
+
+    def to_state(self, action_dim: int) -> dict[str, Any]:
+        actions = torch.from_numpy(np.stack(self.actions)) if self.actions else torch.zeros((0, action_dim))
+        return {"start": self.start, "actions": actions, "episode_return": self.episode_return}
+
+
+@dataclass
+class ResumeParts:
+    """What only `last` holds, besides the agent: the state the next transition depends on."""
+
+    noise: Any
+    warmup_rng: np.random.Generator
+    sampler: torch.Generator
+    episodes: list[EpisodeRecord]
+
+
+def checkpoint_payload(
+    config: Config,
+    counters: Counters,
+    agent: DDPGAgent,
+    action_low: np.ndarray,
+    action_high: np.ndarray,
+    resume: ResumeParts | None = None,
+    buffer: ReplayBuffer | None = None,
+) -> dict[str, Any]:
+    """The checkpoint payload. Snapshots (best, periodic) have no `resume` part; `last` has one, with
+    the replay buffer unless it is too large to save (or `checkpoint.save_buffer` is never)."""
+    state: dict[str, Any] = {
+        "config": config_to_dict(config),
+        "counters": asdict(counters),
+        "agent": agent.state_dict(),
+        "reproducibility": conditions(),  # what a bitwise-equal resume depends on besides this file
+        "spaces": {
+            "env_id": config.env.id,
+            "obs_dim": agent.obs_dim,
+            "action_dim": agent.action_dim,
+            "action_low": action_low.tolist(),
+            "action_high": action_high.tolist(),
+        },
+        "resume": None,
+    }
+    if resume is not None:
+        state["resume"] = {
+            "noise": resume.noise.state_dict(),
+            "rng": {
+                "python": random.getstate(),
+                "numpy_global": _numpy_global_state(),
+                "torch": torch.get_rng_state(),
+                "warmup": resume.warmup_rng.bit_generator.state,
+                "sampler": resume.sampler.get_state().cpu(),
+            },
+            "episodes": [episode.to_state(agent.action_dim) for episode in resume.episodes],
+            "replay_buffer": buffer.state_dict() if buffer is not None else None,
+        }
+    return state
+
+
+def _numpy_global_state() -> dict[str, Any]:
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    return {"name": name, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos), "has_gauss": int(has_gauss), "cached": float(cached)}
+
+
+def _set_numpy_global_state(state: dict[str, Any]) -> None:
+    keys = state["keys"].numpy().astype(np.uint32)
+    np.random.set_state((state["name"], keys, state["pos"], state["has_gauss"], state["cached"]))
+
+
+def restore(payload: dict[str, Any], envs: Any, agent: DDPGAgent, buffer: ReplayBuffer, parts: ResumeParts) -> tuple[Counters, np.ndarray, bool]:
+    """Put every piece back as it was when `last` was written: the agent, the buffer and `parts` (in
+    place), every RNG, and each env replayed to where it was. Returns (counters, obs, exact)."""
+    resume_state = payload.get("resume")
+    if resume_state is None:
+        raise CheckpointError("this checkpoint is a snapshot without the training state; resume from checkpoints/last.pt")
+    try:
+        agent.load_state_dict(payload["agent"])
+    except (RuntimeError, KeyError, ValueError) as exc:
+        raise CheckpointError(f"the checkpoint's networks do not match its config: {str(exc).splitlines()[0]}") from None
+    counters = Counters(**payload["counters"])
+    parts.noise.load_state_dict(resume_state["noise"])
+    rng = resume_state["rng"]
+    random.setstate(rng["python"])
+    _set_numpy_global_state(rng["numpy_global"])
+    torch.set_rng_state(rng["torch"])
+    parts.warmup_rng.bit_generator.state = rng["warmup"]
+    sampler = parts.sampler
+    sampler.set_state(rng["sampler"].to(sampler.device) if sampler.device.type == "cpu" else rng["sampler"])
+
+    exact = resume_state["replay_buffer"] is not None  # without it the CLI warns before training starts
+    if exact:
+        buffer.load_state_dict(resume_state["replay_buffer"])
+    else:
+        counters.pending_updates = 0
+
+    # Rebuild each env: begin its episode as it began, then replay the actions taken since.
+    saved_episodes = resume_state["episodes"]
+    envs.reset(seed=[int(e["start"].get("seed", 0)) for e in saved_episodes])
+    low, high = envs.single_action_space.low, envs.single_action_space.high
+    observations = []
+    parts.episodes.clear()
+    for env, saved in zip(envs.envs, saved_episodes):
+        start = saved["start"]
+        if "seed" in start:
+            obs, _ = env.reset(seed=int(start["seed"]))
+        else:
+            set_env_rng_state(env, start["rng"])
+            obs, _ = env.reset()
+        actions = saved["actions"].numpy()
+        for action in actions:
+            obs, _, terminated, truncated, _ = env.step(np.clip(scale_action(action, low, high), low, high))
+            if terminated or truncated:
+                raise CheckpointError("the env did not replay its episode as recorded (is it deterministic given its seed?)")
+        observations.append(np.asarray(obs, dtype=np.float32))
+        parts.episodes.append(EpisodeRecord(start=start, actions=list(actions), episode_return=float(saved["episode_return"])))
+    return counters, np.stack(observations), exact
+
+
+def load_resume(run_dir: Path) -> dict[str, Any]:
+    """The `last` checkpoint of a run directory, with a clear error when it is not a run."""
+    if not run_dir.is_dir():
+        raise CheckpointError(f"cannot resume: {run_dir} is not a directory")
+    last = ckpt.checkpoint_dir(run_dir) / ckpt.LAST
+    if not last.is_file():
+        raise CheckpointError(f"cannot resume: {run_dir} is not a ddpg-cli run directory (no {ckpt.CHECKPOINT_DIR}/{ckpt.LAST})")
+    payload = ckpt.load_checkpoint(last)
+    missing = [key for key in ("config", "counters", "agent") if not isinstance(payload.get(key), dict)]
+    if missing or not isinstance(payload["counters"].get("step"), int):
+        raise CheckpointError(f"{last} is damaged or incomplete: no valid {', '.join(missing) or 'counters.step'}")
+    return payload
