@@ -93,13 +93,16 @@ def train(
     run_dir: Annotated[Optional[Path], typer.Option("--run-dir", help="Where the run is written (default: runs/<env>-seed<seed>-<time>).", show_default=False)] = None,
     resume: Annotated[Optional[Path], typer.Option("--resume", help="Continue the run in this directory to its configured total steps.", show_default=False)] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar; only the summary.")] = False,
+    events: Annotated[bool, typer.Option("--events", hidden=True, help="For engines: JSON events on stdout, the rest on stderr; stop when the parent dies.")] = False,
 ) -> None:
     """Train a DDPG agent; checkpoints and TensorBoard logs go into the run directory."""
     from ddpg_cli.config import apply_override, build_config, config_to_dict, load_config
     from ddpg_cli.reproducibility import conditions, resume_warning
+    from ddpg_cli.resources import choose_threads
     from ddpg_cli.train import load_resume, set_torch_threads, train as run_training
 
     overrides = overrides or []
+    out = err_console if events else console  # with --events, stdout carries only the events
     payload = None
     if resume is not None:
         if config is not None or run_dir is not None:
@@ -120,7 +123,7 @@ def train(
                 soft_wrap=True,
             )
         if payload["counters"]["step"] >= cfg.train.total_steps:
-            console.print(f"{resume} already finished {payload['counters']['step']:,} of {cfg.train.total_steps:,} steps; raise them with --set train.total_steps=N")
+            out.print(f"{resume} already finished {payload['counters']['step']:,} of {cfg.train.total_steps:,} steps; raise them with --set train.total_steps=N")
             return
         set_torch_threads(cfg)  # as training will, so that the comparison sees its thread count
         if changed := resume_warning(payload.get("reproducibility"), conditions()):
@@ -130,23 +133,31 @@ def train(
         target = run_dir or default_run_dir(cfg.env.id, cfg.seed)
         if (target / "checkpoints").is_dir() and any((target / "checkpoints").glob("*.pt")):
             raise ConfigError(f"{target} already holds a run; continue it with --resume {target} or choose another --run-dir")
+        cfg, threads_reason = choose_threads(cfg)
 
     if cfg.train.precision == "bf16" and cfg.train.device != "cuda":
         from ddpg_cli.agent import cpu_has_fast_bf16
 
         if not cpu_has_fast_bf16():
             err_console.print("[yellow]warning:[/] train.precision is bf16 but this CPU has no native bfloat16 (AVX512-BF16 or AMX); expect it to be much slower than fp32", highlight=False)
-    view = None
-    if not quiet:
+    observer = None
+    if events:
+        from ddpg_cli.experiments.events import EventsObserver, stop_when_parent_dies
+
+        observer = EventsObserver(sys.stdout)
+        stop_when_parent_dies()
+    elif not quiet:
         from ddpg_cli.progress import RichTrainView
 
-        view = RichTrainView(console)
+        observer = RichTrainView(console)
     action = "resuming" if payload else "training"
-    console.print(f"{action} [bold]{cfg.env.id}[/] for {cfg.train.total_steps:,} steps, seed {cfg.seed} -> {target}", highlight=False, soft_wrap=True)
-    result = run_training(cfg, target, resume=payload, observer=view)
+    set_torch_threads(cfg)
+    threads = _threads_phrase(cfg.train.torch_threads) + (f" ({threads_reason})" if payload is None else "")
+    out.print(f"{action} [bold]{cfg.env.id}[/] for {cfg.train.total_steps:,} steps, seed {cfg.seed}, {threads} -> {target}", highlight=False, soft_wrap=True)
+    result = run_training(cfg, target, resume=payload, observer=observer)
 
     if result.stopped_by:
-        console.print(
+        out.print(
             f"[yellow]stopped by {result.stopped_by}[/] at step {result.steps:,}; checkpoint saved to {target / 'checkpoints' / 'last.pt'}\n"
             f"resume with: ddpg train --resume {target}",
             highlight=False,
@@ -154,9 +165,9 @@ def train(
         )
         raise typer.Exit(EXIT_CODES[result.stopped_by])
     final = result.final_eval
-    console.print(f"[bold green]done[/] in {_duration(result.wall_seconds)}: {result.steps:,} steps -> {target}", highlight=False, soft_wrap=True)
+    out.print(f"[bold green]done[/] in {_duration(result.wall_seconds)}: {result.steps:,} steps -> {target}", highlight=False, soft_wrap=True)
     if final is not None:
-        console.print(f"final eval return {final.mean:.2f} ± {final.std:.2f} over {len(final.returns)} episodes; best eval {result.best_eval:.2f}", highlight=False)
+        out.print(f"final eval return {final.mean:.2f} ± {final.std:.2f} over {len(final.returns)} episodes; best eval {result.best_eval:.2f}", highlight=False)
 
 
 # --- eval ------------------------------------------------------------------------------------------
@@ -272,6 +283,157 @@ def export_command(
     )
 
 
+# --- many runs: sweep, compare, plot --------------------------------------------------------------
+
+OverridesOption = Annotated[Optional[list[str]], typer.Option("--set", "-s", metavar="KEY=VALUE", help="Override a dotted config key for every run (repeatable).", show_default=False)]
+RunPathsArgument = Annotated[list[Path], typer.Argument(help="Sweep directories, run directories, or folders holding them.", show_default=False)]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object to stdout and nothing else there.")]
+
+
+@app.command("sweep")
+@reports_errors
+def sweep_command(
+    config: Annotated[Optional[Path], typer.Argument(help="YAML config file (default: the built-in Pendulum-v1 config).", show_default=False)] = None,
+    overrides: OverridesOption = None,
+    seeds: Annotated[Optional[str], typer.Option("--seeds", metavar="SPEC", help="Seeds to run: 0-4, or 0,3,7 (default: the config's seed).", show_default=False)] = None,
+    grid: Annotated[Optional[list[str]], typer.Option("--grid", metavar="KEY=V1,V2,...", help="Values of one config key to try, read as YAML like --set (repeatable: every combination runs).", show_default=False)] = None,
+    jobs: Annotated[str, typer.Option("--jobs", "-j", metavar="N|auto", help="Runs at once; auto fits them to the CPUs this process may use, one torch thread each.")] = "auto",
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="The sweep directory (default: runs/sweeps/<env>-<time>).", show_default=False)] = None,
+    resume: Annotated[Optional[Path], typer.Option("--resume", help="Continue the sweep in this directory: unfinished runs resume, failed ones retry.", show_default=False)] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No live table; one line per run that ends.")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Train many runs at once: every seed of every combination of --grid values, each in its own
+    process and its own run directory; resumable after Ctrl-C, a crash or kill -9."""
+    from ddpg_cli.config import load_config
+    from ddpg_cli.experiments.local import LocalEngine
+    from ddpg_cli.experiments.sweep import Sweep, create_sweep, parse_grid, parse_seeds
+    from ddpg_cli.experiments.sweep_view import LiveSweepView, QuietSweepView
+    from ddpg_cli.resources import plan_jobs
+
+    jobs_count = _parse_jobs(jobs)
+    if resume is not None:
+        if config is not None or overrides or seeds is not None or grid or out is not None:
+            raise ConfigError("--resume continues a sweep as it was defined; give only --jobs, --quiet or --json with it")
+        sweep = Sweep.load(resume)
+        jobs_count, _ = plan_jobs(jobs_count, len(sweep.runs()), sweep.threads)
+    else:
+        base = load_config(config, overrides or [])
+        parsed_grid = parse_grid(grid or [])
+        seed_list = parse_seeds(seeds) if seeds is not None else None
+        target = out or Path("runs") / "sweeps" / default_run_dir(base.env.id, base.seed).name.replace(f"-seed{base.seed}", "")
+        if (target / "sweep.yaml").exists():
+            raise ConfigError(f"{target} already holds a sweep; continue it with ddpg sweep --resume {target}, or choose another --out")
+        count = len(seed_list or [base.seed]) * _combinations(parsed_grid)
+        jobs_count, threads = plan_jobs(jobs_count, count, base.train.torch_threads)
+        sweep = create_sweep(target, base, seed_list, parsed_grid, threads, str(config) if config else None, list(overrides or []))
+        sweep.save()
+
+    from ddpg_cli.experiments.runs import collect_runs, group_runs, run_status
+
+    specs = sweep.runs()
+    statuses = {spec.run_dir: run_status(spec.run_dir)[0] for spec in specs}
+    todo = [spec for spec in specs if statuses[spec.run_dir] not in ("done", "running")]
+    busy = sum(status == "running" for status in statuses.values())
+    show = err_console if as_json else console
+    settings = len(sweep.settings())
+    show.print(
+        f"sweep {sweep.out}: {settings} setting{'s' if settings != 1 else ''} x {len(sweep.seeds)} seed{'s' if len(sweep.seeds) != 1 else ''} = {len(specs)} runs; "
+        f"{len(todo)} to run, {jobs_count} at once, {sweep.threads} torch thread{'s' if sweep.threads != 1 else ''} each"
+        + (f"; {busy} being trained by another process, left alone" if busy else ""),
+        highlight=False, soft_wrap=True,
+    )  # fmt: skip
+    if not todo:
+        show.print(f"every run of {sweep.out} is done; nothing to do", highlight=False, soft_wrap=True)
+    view = QuietSweepView(show) if quiet or as_json else LiveSweepView(show)
+    engine = LocalEngine(jobs_count)
+    with view:
+        runs = engine.run(todo, on_change=view) if todo else []
+
+    groups = group_runs(collect_runs([sweep.out]))
+    _report_comparison(groups, as_json, show, title=f"{groups[0].env_id} · {sweep.out}")
+    failed = [run for run in runs if run.status == "failed"]
+    if engine.stop_signal is not None:
+        saved = sum(run.status == "interrupted" for run in runs)
+        show.print(f"[yellow]stopped by {engine.stop_signal}[/]: {saved} running run{'s' if saved != 1 else ''} saved\nresume with: ddpg sweep --resume {sweep.out}", highlight=False, soft_wrap=True)
+        raise typer.Exit(EXIT_CODES[engine.stop_signal])
+    if failed:
+        for run in failed:
+            err_console.print(f"[bold red]failed:[/] {run.spec.setting} seed {run.spec.seed}: {run.error}", highlight=False, soft_wrap=True)
+        err_console.print(f"{len(failed)} run{'s' if len(failed) != 1 else ''} failed; retry with: ddpg sweep --resume {sweep.out}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1)
+
+
+@app.command("compare")
+@reports_errors
+def compare_command(
+    paths: RunPathsArgument,
+    as_json: JsonOption = False,
+) -> None:
+    """A table per setting: final evaluation return across seeds (IQM and mean, 95% bootstrap CI),
+    how many seeds have finished, and wall time per run."""
+    from ddpg_cli.experiments.runs import collect_runs, group_runs
+
+    groups = group_runs(collect_runs(paths))
+    _report_comparison(groups, as_json, console, title=" · ".join(dict.fromkeys(group.env_id for group in groups)))
+
+
+@app.command("plot")
+@reports_errors
+def plot_command(
+    paths: RunPathsArgument,
+    out: Annotated[Path, typer.Option("--out", "-o", help="The figure: .png, .svg or .pdf.")] = Path("curves.png"),
+    x: Annotated[str, typer.Option("--x", metavar="steps|time", help="The x axis: env steps, or training wall time.")] = "steps",
+    stat: Annotated[str, typer.Option("--stat", metavar="iqm|mean", help="The line: interquartile mean or mean across seeds.")] = "iqm",
+    allow_partial: Annotated[bool, typer.Option("--allow-partial", help="Draw each line as far as its longest run (default: its shortest).")] = False,
+    title: Annotated[Optional[str], typer.Option("--title", help="The title (default: the env id).", show_default=False)] = None,
+) -> None:
+    """Learning curves: evaluation return against env steps, one line and 95% CI band per setting
+    (runs that differ only by seed form one)."""
+    from ddpg_cli.experiments.plot import draw, group_bands, text_summary
+    from ddpg_cli.experiments.runs import collect_runs, group_runs
+
+    if x not in ("steps", "time"):
+        raise ConfigError(f"--x must be steps or time, got {x!r}")
+    if stat not in ("iqm", "mean"):
+        raise ConfigError(f"--stat must be iqm or mean, got {stat!r}")
+    plotted = group_bands(group_runs(collect_runs(paths)), x, stat, allow_partial)
+    draw(plotted, out, x, stat, title)
+    for line in text_summary(plotted, stat, x):
+        console.print(line, highlight=False, markup=False, soft_wrap=True)
+    console.print(f"wrote {out}", highlight=False, markup=False, soft_wrap=True)
+
+
+def _report_comparison(groups: list[Any], as_json: bool, show: Console, title: str) -> None:
+    import json
+
+    from ddpg_cli.experiments.compare import comparison, comparison_table
+
+    if as_json:
+        typer.echo(json.dumps(comparison(groups)))
+    else:
+        show.print(comparison_table(groups, title=title))
+
+
+def _parse_jobs(value: str) -> int | None:
+    if value.strip().lower() == "auto":
+        return None
+    try:
+        jobs = int(value)
+    except ValueError:
+        jobs = 0
+    if jobs < 1:
+        raise ConfigError(f"--jobs must be a positive number or auto, got {value!r}")
+    return jobs
+
+
+def _combinations(grid: dict[str, list[Any]]) -> int:
+    count = 1
+    for values in grid.values():
+        count *= len(values)
+    return count
+
+
 # --- config ----------------------------------------------------------------------------------------
 
 config_app = typer.Typer(help="Inspect configs: the resolved config of a run, and the reference of every key.", no_args_is_help=True)
@@ -297,6 +459,13 @@ def config_reference_command() -> None:
     from ddpg_cli.config_reference import config_reference
 
     typer.echo(config_reference(), nl=False)
+
+
+def _threads_phrase(configured: int | None) -> str:
+    import torch
+
+    count = configured or torch.get_num_threads()  # None: a checkpoint from before threads were chosen
+    return f"{count} torch thread{'s' if count != 1 else ''}"
 
 
 def default_run_dir(env_id: str, seed: int) -> Path:

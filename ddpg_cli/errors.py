@@ -58,3 +58,9 @@ class ExportError(DdpgError):
     """An export that failed, or whose file does not reproduce the in-process policy."""
 
     exit_code = 1
+
+
+class RunBusyError(DdpgError):
+    """A run directory that another process is training right now."""
+
+    exit_code = 2

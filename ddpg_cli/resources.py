@@ -105,3 +105,29 @@ def _machine_busy_seconds() -> float | None:
         return None
     idle = fields[3] + fields[4]  # idle + iowait
     return (sum(fields) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def choose_threads(config: Config) -> tuple[Config, str]:
+    """`config` with `train.torch_threads` set, and why that many: the user's value, or one thread per
+    CPU that is free as the run starts. Two runs that each took every CPU would spin against each other
+    (torch's OpenMP threads busy-wait for their peers): measured 4-17x slower each on 2 cores. The
+    count goes into the run's config, so a resumed run keeps it (CPU results can depend on it)."""
+    if config.train.torch_threads is not None:
+        return config, "train.torch_threads"
+    usable = usable_cpus()
+    busy = busy_cpus()
+    free = usable if busy is None else min(usable, max(1, round(usable - busy)))
+    chosen = config.model_copy(deep=True)
+    chosen.train.torch_threads = free
+    reason = f"{usable} CPU{'s' if usable != 1 else ''}, all free" if free == usable else f"{free} of {usable} CPUs free"
+    return chosen, reason
+
+
+def plan_jobs(jobs: int | None, runs: int, threads: int | None) -> tuple[int, int]:
+    """(runs at once, torch threads each) so that jobs x threads never exceeds the usable CPUs.
+    `jobs` None is auto: as many runs at once as CPUs allow at one thread each (measured on 2 cores:
+    two one-thread runs side by side did 388 steps/s in all, one two-thread run 225-243)."""
+    cpus = usable_cpus()
+    if jobs is None:
+        jobs = max(1, min(runs, cpus // (threads or 1)))
+    return jobs, threads or max(1, cpus // jobs)

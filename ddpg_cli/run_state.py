@@ -8,6 +8,7 @@ by replaying those actions, so it continues bit for bit where the interrupted ru
 
 from __future__ import annotations
 
+import os
 import random
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -20,7 +21,7 @@ from ddpg_cli import checkpoint as ckpt
 from ddpg_cli.agent import DDPGAgent
 from ddpg_cli.config import Config, config_to_dict
 from ddpg_cli.envs import scale_action, set_env_rng_state
-from ddpg_cli.errors import CheckpointError
+from ddpg_cli.errors import CheckpointError, OutputError, RunBusyError
 from ddpg_cli.replay_buffer import ReplayBuffer
 from ddpg_cli.reproducibility import conditions
 
@@ -171,3 +172,70 @@ def load_resume(run_dir: Path) -> dict[str, Any]:
     if missing or not isinstance(payload["counters"].get("step"), int):
         raise CheckpointError(f"{last} is damaged or incomplete: no valid {', '.join(missing) or 'counters.step'}")
     return payload
+
+
+# --- one trainer per run dir -----------------------------------------------------------------------
+
+LOCK_FILE = ".lock"
+
+
+class RunLock:
+    """RUN/.lock, held while a process trains the run: a second process training the same run dir
+    (two `--resume`s, a sweep resumed twice) would interleave their checkpoints. It is an flock, so the
+    kernel releases it however the holder ends, kill -9 included. Where there is no flock (Windows),
+    nothing is held."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.run_dir = run_dir
+        self._handle: Any = None
+
+    def acquire(self) -> None:
+        """Create the run dir if needed and take the lock, or raise RunBusyError."""
+        try:
+            import fcntl
+        except ImportError:
+            return
+        try:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            handle = open(self.run_dir / LOCK_FILE, "a+", encoding="utf-8")
+        except OSError as exc:
+            raise OutputError(f"cannot write the run directory {self.run_dir}: {exc.strerror or exc}") from None
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.seek(0)
+            holder = handle.read().strip() or "?"
+            handle.close()
+            raise RunBusyError(f"{self.run_dir} is being trained by another process (pid {holder}); wait for it or stop it first") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        self._handle = handle
+
+    def release(self) -> None:
+        if self._handle is not None:
+            import fcntl
+
+            fcntl.flock(self._handle, fcntl.LOCK_UN)
+            self._handle.close()
+            self._handle = None
+
+
+def run_is_locked(run_dir: Path) -> bool:
+    """True while some process holds the run's lock (is training it)."""
+    try:
+        import fcntl
+    except ImportError:
+        return False
+    try:
+        handle = open(run_dir / LOCK_FILE, encoding="utf-8")
+    except OSError:
+        return False
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError:
+            return True
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        return False

@@ -37,7 +37,7 @@ from ddpg_cli.networks import DeployedPolicy
 from ddpg_cli.noise import make_noise, sigma_at
 from ddpg_cli.replay_buffer import ReplayBuffer, row_parts
 from ddpg_cli.resources import check_buffer_fits
-from ddpg_cli.run_state import Counters, EpisodeRecord, ResumeParts, checkpoint_payload, load_resume, restore
+from ddpg_cli.run_state import Counters, EpisodeRecord, ResumeParts, RunLock, checkpoint_payload, load_resume, restore
 
 __all__ = ["train", "TrainObserver", "TrainResult", "load_resume", "set_torch_threads"]
 
@@ -178,14 +178,30 @@ class Run:
         )
         self.policy = DeployedPolicy(self.agent.normalizer, self.agent.actor, torch.from_numpy(self.low), torch.from_numpy(self.high)).to(device)
 
+        self.lock = RunLock(run_dir)
+        self.lock.acquire()  # creates the run dir: nothing is written before the checks above pass
+        try:
+            self._open(resume)
+        except BaseException:
+            self.close()
+            raise
+        self.check_every_step = device.type == "cpu"  # a finiteness check costs a host sync; on CPU it is free
+        self.policy_action: np.ndarray | None = None  # mu(obs) for the coming step, when the last update computed it
+        self.session_start = self.sps_clock = time.monotonic()
+        self.wall_before = self.counters.wall_seconds
+        self.session_first_step = self.sps_step = self.counters.step
+        self.next_progress = 0.0
+
+    def _open(self, resume: dict[str, Any] | None) -> None:
+        """Start the run dir afresh, or put back the state of the run being resumed."""
+        config, run_dir = self.config, self.run_dir
         self.exact = True
         if resume is None:
             self.counters = Counters()
-            seeds = [config.seed + i for i in range(num_envs)]
+            seeds = [config.seed + i for i in range(self.num_envs)]
             self.obs, _ = self.envs.reset(seed=seeds)
             self.parts.episodes.extend(EpisodeRecord(start={"seed": s}) for s in seeds)
             try:
-                run_dir.mkdir(parents=True, exist_ok=True)
                 _write_text(run_dir / "config.yaml", config_to_yaml(config))
                 truncate_after(run_dir, -1)  # a fresh run owns its evaluations file
             except OSError as exc:
@@ -196,16 +212,9 @@ class Run:
                 ckpt.remove_stale_temp_files(directory)
             truncate_after(run_dir, self.counters.step)  # evaluations made after the checkpoint are redone
         self.last_saved_step = self.counters.step if resume is not None else None  # named when training diverges
-
         self.logger = RunLogger(run_dir, config.logging.tensorboard, purge_step=self.counters.step if resume else None)
         if resume is None:
             self.logger.text("config", "```yaml\n" + config_to_yaml(config) + "\n```")
-        self.check_every_step = device.type == "cpu"  # a finiteness check costs a host sync; on CPU it is free
-        self.policy_action: np.ndarray | None = None  # mu(obs) for the coming step, when the last update computed it
-        self.session_start = self.sps_clock = time.monotonic()
-        self.wall_before = self.counters.wall_seconds
-        self.session_first_step = self.sps_step = self.counters.step
-        self.next_progress = 0.0
 
     # --- collect: act, step the envs, store the transitions, reset finished episodes --------------
 
@@ -356,9 +365,11 @@ class Run:
         return TrainResult(self.run_dir, counters.step, counters.wall_seconds, counters.best_eval, final_eval, stopped_by, self.exact)
 
     def close(self) -> None:
-        self.logger.close()
+        if hasattr(self, "logger"):
+            self.logger.close()
         self.envs.close()
         self.eval_env.close()
+        self.lock.release()
 
 
 # --- helpers ---------------------------------------------------------------------------------------

@@ -1,0 +1,76 @@
+"""`ddpg compare`: per setting, the final evaluation return across seeds (IQM and mean, 95% bootstrap
+interval), the seeds, their status and wall time; as a Rich table or one JSON object."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.table import Table
+
+from ddpg_cli.experiments.runs import Group, RunRecord
+from ddpg_cli.experiments.stats import summarize
+
+
+def final_summary(group: Group) -> dict[str, Any]:
+    """The statistics of the group's finished runs' final evaluations (nulls until one has finished)."""
+    finals = [run.final_eval for run in group.runs if run.final_eval is not None]
+    if not finals:
+        return {"iqm": None, "mean": None, "ci95": None, "n": 0}
+    return summarize(finals).as_dict()
+
+
+def comparison(groups: list[Group]) -> dict[str, Any]:
+    """The `ddpg compare --json` object."""
+    return {
+        "groups": [
+            {
+                "setting": group.setting,
+                "env_id": group.env_id,
+                "overrides": group.values,
+                "seeds": [run.seed for run in group.runs],
+                "final": final_summary(group),
+                "runs": [run.as_dict() for run in group.runs],
+            }
+            for group in groups
+        ]
+    }
+
+
+def comparison_table(groups: list[Group], title: str | None = None) -> Table:
+    table = Table(title=title, title_justify="left")
+    table.add_column("setting", overflow="fold")
+    table.add_column("IQM", justify="right")
+    table.add_column("95% CI", justify="right")
+    table.add_column("mean", justify="right")
+    table.add_column("seeds", justify="right")
+    table.add_column("wall", justify="right")
+    for group in groups:
+        final = final_summary(group)
+        done = sum(run.status == "done" for run in group.runs)
+        ci = final["ci95"]
+        table.add_row(
+            group.setting,
+            _number(final["iqm"]),
+            f"[{ci[0]:.1f}, {ci[1]:.1f}]" if ci else "-",
+            _number(final["mean"]),
+            f"{done}/{len(group.runs)}" + _status_note(group.runs),
+            _wall(group.runs),
+        )
+    return table
+
+
+def _number(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
+def _status_note(runs: list[RunRecord]) -> str:
+    others = {status: sum(run.status == status for run in runs) for status in ("running", "failed", "interrupted", "pending")}
+    return "".join(f" {count} {status}" for status, count in others.items() if count)
+
+
+def _wall(runs: list[RunRecord]) -> str:
+    walls = [run.wall_s for run in runs if run.wall_s]
+    if not walls:
+        return "-"
+    seconds = sum(walls) / len(walls)
+    return f"{seconds / 60:.1f} min" if seconds >= 60 else f"{seconds:.0f} s"

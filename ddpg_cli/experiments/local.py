@@ -1,0 +1,185 @@
+"""The local engine: run specs as `ddpg train --events` child processes, a few at a time.
+
+Each run is its own process, on the same code path as `ddpg train`: a crash, a NaN or an env error in
+one never takes down the others, and exact resume, checkpoints and TensorBoard work unchanged. A
+run's human output (and its one-line error, if it fails) goes to RUN/train.log.
+
+Stopping: SIGINT or SIGTERM to the engine reaches every running child, which saves `last` and exits;
+the engine starts nothing new and returns once all have exited. If the engine itself is killed
+(kill -9), each child notices that its parent is gone and stops the same way (events.py).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from ddpg_cli.checkpoint import LAST, checkpoint_dir
+from ddpg_cli.config import config_to_yaml
+from ddpg_cli.experiments.runs import LOG_FILE, clear_failure, record_failure
+from ddpg_cli.experiments.sweep import RunSpec
+
+SIGNAL_EXIT_CODES = {130: "SIGINT", 143: "SIGTERM"}
+
+
+@dataclass
+class RunProgress:
+    """What the engine knows of one run while the sweep goes on (the live view reads these)."""
+
+    spec: RunSpec
+    status: str = "pending"  # pending | running | done | failed | interrupted
+    step: int = 0
+    total: int = 0
+    steps_per_second: float | None = None
+    last_eval: float | None = None
+    error: str | None = None
+    started: float | None = None  # monotonic time this session started it
+    first_step: int = 0  # its step when this session started it (resumed runs start past 0)
+    events: list[dict[str, Any]] = field(default_factory=list, repr=False)
+
+    def eta_seconds(self) -> float | None:
+        if self.status != "running" or not self.steps_per_second:
+            return None
+        return max(self.total - self.step, 0) / self.steps_per_second
+
+
+class LocalEngine:
+    def __init__(self, jobs: int, python: str = sys.executable) -> None:
+        self.jobs = jobs
+        self.python = python
+        self.stop_signal: str | None = None
+        self._children: dict[Path, subprocess.Popen[str]] = {}
+        self._lock = threading.Lock()
+
+    def run(self, specs: list[RunSpec], on_change: Callable[[list[RunProgress]], None] | None = None, poll_s: float = 0.2) -> list[RunProgress]:
+        """Run every spec, `jobs` at a time, until all have ended or a stop signal came. `on_change` is
+        called with every run's progress each time something changes (and at least every `poll_s`)."""
+        runs = [RunProgress(spec, total=spec.config.train.total_steps) for spec in specs]
+        waiting = list(runs)
+        previous = {signum: signal.signal(signum, self._on_signal) for signum in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            while True:
+                while waiting and self.stop_signal is None and len(self._children) < self.jobs:
+                    self._start(waiting.pop(0))
+                self._reap(runs)
+                if on_change:
+                    on_change(runs)
+                if not self._children and (not waiting or self.stop_signal is not None):
+                    break
+                time.sleep(poll_s)
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+        return runs
+
+    # --- children ----------------------------------------------------------------------------------
+
+    def _start(self, run: RunProgress) -> None:
+        spec = run.spec
+        run_dir = spec.run_dir
+        run_dir.mkdir(parents=True, exist_ok=True)
+        clear_failure(run_dir)
+        if (checkpoint_dir(run_dir) / LAST).is_file():
+            args = ["train", "--resume", str(run_dir)]
+        else:
+            _clear_unsaved(run_dir)
+            config_file = run_dir / "config.yaml"
+            config_file.write_text(config_to_yaml(spec.config), encoding="utf-8")
+            args = ["train", str(config_file), "--run-dir", str(run_dir)]
+        log = open(run_dir / LOG_FILE, "a", encoding="utf-8")
+        child = subprocess.Popen(
+            [self.python, "-m", "ddpg_cli", *args, "--events"],
+            stdout=subprocess.PIPE,
+            stderr=log,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            bufsize=1,
+        )
+        log.close()  # the child holds its own copy
+        with self._lock:
+            self._children[run_dir] = child
+        run.status, run.started = "running", time.monotonic()
+        threading.Thread(target=self._read_events, args=(run, child), name=f"events-{spec.setting}-{spec.seed}", daemon=True).start()
+
+    def _read_events(self, run: RunProgress, child: subprocess.Popen[str]) -> None:
+        assert child.stdout is not None
+        for line in child.stdout:
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            kind = event.get("event")
+            if kind == "start":
+                run.step = run.first_step = int(event["step"])
+                run.total = int(event["total"])
+            elif kind == "progress":
+                run.step, run.steps_per_second = int(event["step"]), event.get("sps")
+                run.last_eval = event.get("last_eval", run.last_eval)
+            elif kind == "evaluation":
+                run.step, run.last_eval = int(event["step"]), float(event["mean"])
+            run.events.append(event)
+
+    def _reap(self, runs: list[RunProgress]) -> None:
+        for run in runs:
+            child = self._children.get(run.spec.run_dir)
+            if child is None or child.poll() is None:
+                continue
+            code = child.wait()
+            with self._lock:
+                del self._children[run.spec.run_dir]
+            if code == 0:
+                run.status = "done"
+                run.step = run.total
+            elif code in SIGNAL_EXIT_CODES:
+                run.status = "interrupted"
+            else:
+                run.status = "failed"
+                run.error = _last_error(run.spec.run_dir / LOG_FILE) or f"exited with code {code}"
+                record_failure(run.spec.run_dir, code, run.error)
+
+    def _on_signal(self, signum: int, frame: object) -> None:
+        # Every running child saves and stops (a terminal's Ctrl-C reaches them too; a second signal
+        # changes nothing for them). Nothing new starts.
+        if self.stop_signal is None:
+            self.stop_signal = signal.Signals(signum).name
+        with self._lock:
+            children = list(self._children.values())
+        for child in children:
+            if child.poll() is None:
+                try:
+                    child.send_signal(signum)
+                except ProcessLookupError:
+                    pass
+
+
+def _clear_unsaved(run_dir: Path) -> None:
+    """What a run killed before its first `last.pt` left behind (a best.pt, TensorBoard events, the
+    first evaluations): it starts again from scratch, and its files with it."""
+    import shutil
+
+    for snapshot in checkpoint_dir(run_dir).glob("*.pt"):
+        snapshot.unlink(missing_ok=True)
+    shutil.rmtree(run_dir / "tensorboard", ignore_errors=True)
+    for name in ("evaluations.csv", "summary.json"):
+        (run_dir / name).unlink(missing_ok=True)
+
+
+def _last_error(log: Path) -> str | None:
+    """The one-line reason a failed run gave (its last `error: ...` line), without the prefix."""
+    try:
+        lines = log.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return None
+    for line in reversed(lines):
+        if line.startswith("error: "):
+            return line.removeprefix("error: ").strip()
+    return next((line.strip() for line in reversed(lines) if line.strip()), None)
+

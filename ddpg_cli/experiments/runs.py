@@ -1,0 +1,225 @@
+"""Finding runs on disk, their status, and grouping them: what `compare`, `plot` and a sweep's final
+table read. Everything comes from the run dirs' own files (config.yaml, evaluations.csv,
+summary.json, checkpoints/last.pt, the lock of a run being trained), never from TensorBoard."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ddpg_cli.checkpoint import LAST, checkpoint_dir
+from ddpg_cli.errors import ConfigError
+from ddpg_cli.eval_log import EvaluationRow, read_evaluations
+from ddpg_cli.experiments.sweep import SWEEP_FILE, Sweep
+from ddpg_cli.run_state import run_is_locked
+
+FAILURE_FILE = "failure.json"  # written by an engine when a run failed; removed when it is retried
+LOG_FILE = "train.log"  # a run's human output when an engine started it
+STATUSES = ("done", "running", "failed", "pending", "interrupted")
+# Keys that do not change what a run learns: runs that differ only in these form one group.
+NOT_THE_SETTING = ("seed", "train.torch_threads", "train.device", "train.compile", "logging", "checkpoint", "eval.every")
+
+
+@dataclass
+class RunRecord:
+    run_dir: Path
+    config: dict[str, Any]
+    setting: str  # the group it belongs to
+    values: dict[str, Any]  # what makes its group differ from the others, by dotted key
+    seed: int
+    status: str
+    evaluations: list[EvaluationRow]
+    summary: dict[str, Any] | None
+    error: str | None = None
+
+    @property
+    def env_id(self) -> str:
+        return str(self.config.get("env", {}).get("id", "?"))
+
+    @property
+    def total_steps(self) -> int:
+        return int(self.config.get("train", {}).get("total_steps", 0))
+
+    @property
+    def final_eval(self) -> float | None:
+        """The final evaluation of a finished run."""
+        if self.status != "done" or not self.evaluations:
+            return None
+        return self.evaluations[-1].mean
+
+    @property
+    def steps(self) -> int:
+        if self.summary is not None:
+            return int(self.summary.get("steps", 0))
+        return self.evaluations[-1].step if self.evaluations else 0
+
+    @property
+    def wall_s(self) -> float | None:
+        if self.summary is not None:
+            return float(self.summary.get("wall_s", 0.0))
+        return self.evaluations[-1].wall_s if self.evaluations else None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "seed": self.seed,
+            "run_dir": str(self.run_dir),
+            "status": self.status,
+            "final_eval": self.final_eval,
+            "last_eval": self.evaluations[-1].mean if self.evaluations else None,
+            "steps": self.steps,
+            "wall_s": self.wall_s,
+            "error": self.error,
+        }
+
+
+def run_status(run_dir: Path) -> tuple[str, str | None]:
+    """(status, the failure's one-line reason or None)."""
+    if run_is_locked(run_dir):
+        return "running", None
+    failure = _read_json(run_dir / FAILURE_FILE)
+    if failure is not None:
+        return "failed", str(failure.get("error", "failed"))
+    summary = _read_json(run_dir / "summary.json")
+    config = _read_config(run_dir)
+    total = int(config.get("train", {}).get("total_steps", 0)) if config else 0
+    if summary is not None and int(summary.get("steps", -1)) >= total:
+        return "done", None
+    if (checkpoint_dir(run_dir) / LAST).is_file():
+        return "interrupted", None
+    return "pending", None
+
+
+def record_failure(run_dir: Path, exit_code: int, error: str) -> None:
+    (run_dir / FAILURE_FILE).write_text(json.dumps({"exit_code": exit_code, "error": error}), encoding="utf-8")
+
+
+def clear_failure(run_dir: Path) -> None:
+    (run_dir / FAILURE_FILE).unlink(missing_ok=True)
+
+
+# --- finding runs ----------------------------------------------------------------------------------
+
+
+def collect_runs(paths: list[Path]) -> list[RunRecord]:
+    """Every run under `paths`: a sweep dir gives its runs (pending ones included) grouped by setting;
+    a run dir gives itself; any other directory is searched. Runs outside sweeps are grouped by
+    their config, the seed (and settings that do not change learning) aside."""
+    records: list[RunRecord] = []
+    loose: list[Path] = []
+    seen: set[Path] = set()
+    for path in paths:
+        if not path.exists():
+            raise ConfigError(f"no such run or sweep directory: {path}")
+        if not path.is_dir():
+            raise ConfigError(f"{path} is not a directory (give run or sweep directories)")
+        for sweep_dir in _sweeps_under(path):
+            for record in _sweep_records(Sweep.load(sweep_dir)):
+                if record.run_dir.resolve() not in seen:
+                    seen.add(record.run_dir.resolve())
+                    records.append(record)
+        for run_dir in _runs_under(path):
+            if run_dir.resolve() not in seen:
+                seen.add(run_dir.resolve())
+                loose.append(run_dir)
+    records.extend(_group_loose(loose))
+    if not records:
+        raise ConfigError(f"no runs found in {', '.join(str(p) for p in paths)} (a run dir holds config.yaml)")
+    return records
+
+
+def _sweeps_under(path: Path) -> list[Path]:
+    if (path / SWEEP_FILE).is_file():
+        return [path]
+    return sorted(p.parent for p in path.rglob(SWEEP_FILE))
+
+
+def _runs_under(path: Path) -> list[Path]:
+    if (path / "config.yaml").is_file():
+        return [path]
+    return sorted(p.parent for p in path.rglob("config.yaml") if not (p.parent / SWEEP_FILE).exists())
+
+
+def _sweep_records(sweep: Sweep) -> list[RunRecord]:
+    records = []
+    for spec in sweep.runs():
+        status, error = run_status(spec.run_dir)
+        config = _read_config(spec.run_dir) or json.loads(json.dumps(spec.config.model_dump(mode="json")))
+        records.append(RunRecord(spec.run_dir, config, spec.setting, spec.values, spec.seed, status, read_evaluations(spec.run_dir),
+                                 _read_json(spec.run_dir / "summary.json"), error))  # fmt: skip
+    return records
+
+
+def _group_loose(run_dirs: list[Path]) -> list[RunRecord]:
+    configs = {run_dir: _read_config(run_dir) for run_dir in run_dirs}
+    configs = {run_dir: config for run_dir, config in configs.items() if config}
+    flat = {run_dir: _setting_keys(config) for run_dir, config in configs.items()}
+    varying = sorted({key for keys in flat.values() for key in keys if len({repr(other.get(key)) for other in flat.values()}) > 1})
+    records = []
+    for run_dir, config in configs.items():
+        values = {key: flat[run_dir].get(key) for key in varying}
+        setting = ",".join(f"{key}={_show(value)}" for key, value in values.items()) or str(config.get("env", {}).get("id", "runs"))
+        status, error = run_status(run_dir)
+        records.append(RunRecord(run_dir, config, setting, values, int(config.get("seed", 0)), status, read_evaluations(run_dir),
+                                 _read_json(run_dir / "summary.json"), error))  # fmt: skip
+    return records
+
+
+def _setting_keys(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in config.items():
+        dotted = f"{prefix}{key}"
+        if any(dotted == skip or dotted.startswith(skip + ".") for skip in NOT_THE_SETTING):
+            continue
+        if isinstance(value, dict) and value:
+            flat.update(_setting_keys(value, dotted + "."))
+        else:
+            flat[dotted] = value
+    return flat
+
+
+def _show(value: Any) -> str:
+    return json.dumps(value) if isinstance(value, (list, dict, type(None), bool)) else str(value)
+
+
+def _read_config(run_dir: Path) -> dict[str, Any] | None:
+    try:
+        data = yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+# --- groups ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class Group:
+    setting: str
+    values: dict[str, Any]
+    runs: list[RunRecord]
+
+    @property
+    def env_id(self) -> str:
+        return self.runs[0].env_id
+
+
+def group_runs(records: list[RunRecord]) -> list[Group]:
+    """Runs of one setting together, in the order their settings first appear."""
+    groups: dict[str, Group] = {}
+    for record in records:
+        groups.setdefault(record.setting, Group(record.setting, record.values, [])).runs.append(record)
+    for group in groups.values():
+        group.runs.sort(key=lambda record: record.seed)
+    return list(groups.values())
