@@ -98,8 +98,8 @@ def train(
     """Train a DDPG agent; checkpoints and TensorBoard logs go into the run directory."""
     from ddpg_cli.config import apply_override, build_config, config_to_dict, load_config
     from ddpg_cli.reproducibility import conditions, resume_warning
-    from ddpg_cli.resources import choose_threads
-    from ddpg_cli.train import load_resume, set_torch_threads, train as run_training
+    from ddpg_cli.resources import plan_threads
+    from ddpg_cli.train import load_resume, train as run_training
 
     overrides = overrides or []
     out = err_console if events else console  # with --events, stdout carries only the events
@@ -125,15 +125,19 @@ def train(
         if payload["counters"]["step"] >= cfg.train.total_steps:
             out.print(f"{resume} already finished {payload['counters']['step']:,} of {cfg.train.total_steps:,} steps; raise them with --set train.total_steps=N")
             return
-        set_torch_threads(cfg)  # as training will, so that the comparison sees its thread count
-        if changed := resume_warning(payload.get("reproducibility"), conditions()):
+        import torch
+
+        threads = plan_threads(cfg)
+        torch.set_num_threads(threads.threads)  # as training will, so that the comparison sees the count
+        ignore = {"torch_threads"} if threads.adaptive else set()  # a count that cannot change the numbers
+        if changed := resume_warning(payload.get("reproducibility"), conditions(), ignore):
             err_console.print(f"[yellow]warning:[/] {changed}", highlight=False, soft_wrap=True)
     else:
         cfg = load_config(config, overrides)
         target = run_dir or default_run_dir(cfg.env.id, cfg.seed)
         if (target / "checkpoints").is_dir() and any((target / "checkpoints").glob("*.pt")):
             raise ConfigError(f"{target} already holds a run; continue it with --resume {target} or choose another --run-dir")
-        cfg, threads_reason = choose_threads(cfg)
+        threads = plan_threads(cfg)
 
     if cfg.train.precision == "bf16" and cfg.train.device != "cuda":
         from ddpg_cli.agent import cpu_has_fast_bf16
@@ -151,10 +155,9 @@ def train(
 
         observer = RichTrainView(console)
     action = "resuming" if payload else "training"
-    set_torch_threads(cfg)
-    threads = _threads_phrase(cfg.train.torch_threads) + (f" ({threads_reason})" if payload is None else "")
-    out.print(f"{action} [bold]{cfg.env.id}[/] for {cfg.train.total_steps:,} steps, seed {cfg.seed}, {threads} -> {target}", highlight=False, soft_wrap=True)
-    result = run_training(cfg, target, resume=payload, observer=observer)
+    count = f"{threads.threads} torch thread{'s' if threads.threads != 1 else ''} ({threads.reason})"
+    out.print(f"{action} [bold]{cfg.env.id}[/] for {cfg.train.total_steps:,} steps, seed {cfg.seed}, {count} -> {target}", highlight=False, soft_wrap=True)
+    result = run_training(cfg, target, resume=payload, observer=observer, threads=threads)
 
     if result.stopped_by:
         out.print(
@@ -459,13 +462,6 @@ def config_reference_command() -> None:
     from ddpg_cli.config_reference import config_reference
 
     typer.echo(config_reference(), nl=False)
-
-
-def _threads_phrase(configured: int | None) -> str:
-    import torch
-
-    count = configured or torch.get_num_threads()  # None: a checkpoint from before threads were chosen
-    return f"{count} torch thread{'s' if count != 1 else ''}"
 
 
 def default_run_dir(env_id: str, seed: int) -> Path:

@@ -124,17 +124,17 @@ _NAMES = {
 }
 
 
-def differences(saved: dict[str, Any] | None, current: dict[str, Any]) -> list[str]:
+def differences(saved: dict[str, Any] | None, current: dict[str, Any], ignore: set[str] = frozenset()) -> list[str]:  # type: ignore[assignment]
     """The conditions that changed since `saved` was recorded, as `name A -> B` (empty when none).
     A checkpoint from before conditions were recorded counts as unknown, not as different."""
     if not saved:
         return []
-    return [f"{_NAMES.get(key, key)} {saved[key]} -> {value}" for key, value in current.items() if key in saved and saved[key] != value]
+    return [f"{_NAMES.get(key, key)} {saved[key]} -> {value}" for key, value in current.items() if key in saved and key not in ignore and saved[key] != value]
 
 
-def resume_warning(saved: dict[str, Any] | None, current: dict[str, Any]) -> str | None:
+def resume_warning(saved: dict[str, Any] | None, current: dict[str, Any], ignore: set[str] = frozenset()) -> str | None:  # type: ignore[assignment]
     """One line for a resume under other conditions, or None when they match."""
-    changed = differences(saved, current)
+    changed = differences(saved, current, ignore)
     if not changed:
         return None
     return f"this run continues under other conditions ({'; '.join(changed)}): the resume is exact in state but not bitwise reproducible"

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -107,20 +109,113 @@ def _machine_busy_seconds() -> float | None:
     return (sum(fields) - idle) / os.sysconf("SC_CLK_TCK")
 
 
-def choose_threads(config: Config) -> tuple[Config, str]:
-    """`config` with `train.torch_threads` set, and why that many: the user's value, or one thread per
-    CPU that is free as the run starts. Two runs that each took every CPU would spin against each other
-    (torch's OpenMP threads busy-wait for their peers): measured 4-17x slower each on 2 cores. The
-    count goes into the run's config, so a resumed run keeps it (CPU results can depend on it)."""
+@dataclass(frozen=True)
+class ThreadPlan:
+    """How many torch threads a run starts with, and whether it follows the CPUs others leave free."""
+
+    threads: int
+    adaptive: bool
+    reason: str  # for the run's first line: why this many
+
+
+def plan_threads(config: Config, usable: int | None = None, busy: float | None = None) -> ThreadPlan:
+    """`train.torch_threads` when set. Otherwise one thread per CPU free as the run starts, and, where
+    the count cannot change the results (`fixed_threads_needed`), it follows the CPUs other processes
+    use as the run goes on (`CpuShare`). Measured on 2 cores (Pendulum, 256x256 networks): one run
+    alone did 228 steps/s with 2 threads, 181-191 with 1; two runs side by side with 2 threads each,
+    35 each; a 2-thread run joined by a 1-thread run, 86 (and 127); two 1-thread runs, 182-197 each."""
     if config.train.torch_threads is not None:
-        return config, "train.torch_threads"
-    usable = usable_cpus()
-    busy = busy_cpus()
-    free = usable if busy is None else min(usable, max(1, round(usable - busy)))
-    chosen = config.model_copy(deep=True)
-    chosen.train.torch_threads = free
-    reason = f"{usable} CPU{'s' if usable != 1 else ''}, all free" if free == usable else f"{free} of {usable} CPUs free"
-    return chosen, reason
+        return ThreadPlan(config.train.torch_threads, False, "train.torch_threads")
+    usable = usable_cpus() if usable is None else usable
+    busy = busy_cpus() if busy is None else busy
+    free = min(usable, max(1, math.floor(usable - busy + 0.5)))
+    reason = f"{usable} CPU{'s' if usable != 1 else ''} free" if free == usable else f"{free} of {usable} CPUs free"
+    fixed = fixed_threads_needed(config, usable) if usable > 1 else None
+    if fixed is None and usable > 1:
+        return ThreadPlan(free, True, f"{reason}; follows the CPUs other processes use")
+    return ThreadPlan(free, False, reason + (f"; fixed: {fixed}" if fixed and usable > 1 else ""))
+
+
+def fixed_threads_needed(config: Config, usable: int | None = None) -> str | None:
+    """Why this run must keep one thread count, or None when changing it cannot change its numbers.
+    In fp32 eager updates on the CPU the count reaches the results through matrix products (MKL's
+    strict reproducibility mode makes most of them independent of it, but not all: products of 2 or 3
+    rows differed with the count on an AMD EPYC) and through reductions of more than 32,768 values
+    (torch splits those across threads: a batch that large, or gradient clipping by norm). The matrix
+    products of this run's shapes are tried on this machine at 1 and at `usable` threads."""
+    from ddpg_cli.reproducibility import mkl_mode
+
+    if config.train.device == "cuda" or (config.train.device == "auto" and torch.cuda.is_available()):
+        return "CUDA"
+    if config.train.compile:
+        return "train.compile (generated kernels split reductions by thread count)"
+    if config.train.precision != "fp32":
+        return "bf16 runs in oneDNN"
+    if config.agent.max_grad_norm is not None:
+        return "agent.max_grad_norm"
+    if config.agent.batch_size > 32_768:
+        return "a batch of more than 32,768"
+    if not mkl_mode().endswith(",STRICT"):
+        return "MKL's strict reproducibility mode is off"
+    usable = usable_cpus() if usable is None else usable
+    if not _products_ignore_thread_count(config.train.num_envs, config.agent.batch_size, tuple(config.agent.actor_hidden), tuple(config.agent.critic_hidden), usable):
+        return f"on this CPU, products of {config.train.num_envs} or {config.agent.batch_size} rows depend on the thread count"
+    return None
+
+
+# Input widths tried for the first layers (the observation's width is not known before the env is made).
+_PROBE_WIDTHS = (1, 3, 6, 17, 27, 64, 111, 376, 2048)
+
+
+@functools.cache
+def _products_ignore_thread_count(num_envs: int, batch: int, actor_hidden: tuple[int, ...], critic_hidden: tuple[int, ...], usable: int) -> bool:
+    """Acting (num_envs rows) and updating (batch rows) through layers of these widths: the same bits
+    at 1 thread and at `usable`? A few milliseconds, once per process and shape."""
+    layers = {(k, n) for k in _PROBE_WIDTHS for n in (actor_hidden[0], critic_hidden[0])}
+    for hidden in (actor_hidden, critic_hidden):
+        layers |= set(zip(hidden[:-1], hidden[1:])) | {(hidden[-1], n) for n in (1, 6, 17)}
+    generator = torch.Generator().manual_seed(0)
+    before = torch.get_num_threads()
+    try:
+        for k, n in sorted(layers):
+            weight = torch.randn(n, k, generator=generator)
+            for rows in {num_envs, batch}:
+                x, grad = torch.randn(rows, k, generator=generator), torch.randn(rows, n, generator=generator)
+                results = []
+                for threads in (1, usable):
+                    torch.set_num_threads(threads)
+                    results.append((x @ weight.t(), grad.t() @ x, grad @ weight, grad.sum(0)))
+                if not all(torch.equal(a, b) for a, b in zip(*results)):
+                    return False
+    finally:
+        torch.set_num_threads(before)
+    return True
+
+
+class CpuShare:
+    """Moves a run's torch threads to the CPUs other processes leave free, measured every `interval_s`
+    from /proc/stat (this process's own CPU time aside). Two runs started by hand then settle on one
+    thread each, and a run left alone goes back to all its CPUs."""
+
+    def __init__(self, usable: int, threads: int, interval_s: float = 2.0) -> None:
+        self.usable, self.threads, self.interval_s = usable, threads, interval_s
+        self._since = (_machine_busy_seconds(), time.process_time(), time.monotonic())
+
+    def poll(self) -> int | None:
+        """The new thread count when it should change now, else None."""
+        machine, own, clock = _machine_busy_seconds(), time.process_time(), time.monotonic()
+        before_machine, before_own, before_clock = self._since
+        if clock - before_clock < self.interval_s:
+            return None
+        self._since = (machine, own, clock)
+        if machine is None or before_machine is None:
+            return None
+        others = max(0.0, (machine - before_machine) - (own - before_own)) / (clock - before_clock)
+        free = min(self.usable, max(1, math.floor(self.usable - others + 0.5)))
+        if free == self.threads:
+            return None
+        self.threads = free
+        return free
 
 
 def plan_jobs(jobs: int | None, runs: int, threads: int | None) -> tuple[int, int]:

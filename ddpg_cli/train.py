@@ -36,10 +36,10 @@ from ddpg_cli.logger import RunLogger
 from ddpg_cli.networks import DeployedPolicy
 from ddpg_cli.noise import make_noise, sigma_at
 from ddpg_cli.replay_buffer import ReplayBuffer, row_parts
-from ddpg_cli.resources import check_buffer_fits
+from ddpg_cli.resources import CpuShare, ThreadPlan, check_buffer_fits, plan_threads, usable_cpus
 from ddpg_cli.run_state import Counters, EpisodeRecord, ResumeParts, RunLock, checkpoint_payload, load_resume, restore
 
-__all__ = ["train", "TrainObserver", "TrainResult", "load_resume", "set_torch_threads"]
+__all__ = ["train", "TrainObserver", "TrainResult", "load_resume"]
 
 # Each source of randomness gets its own stream, derived from the config's seed.
 NOISE_SEED_OFFSET = 1
@@ -102,10 +102,17 @@ class StopSignals:
             self.received = signal.Signals(signum).name
 
 
-def train(config: Config, run_dir: Path, resume: dict[str, Any] | None = None, observer: TrainObserver | None = None) -> TrainResult:
-    """Train from scratch into `run_dir`, or continue the run whose `last` checkpoint is `resume`."""
+def train(
+    config: Config,
+    run_dir: Path,
+    resume: dict[str, Any] | None = None,
+    observer: TrainObserver | None = None,
+    threads: ThreadPlan | None = None,
+) -> TrainResult:
+    """Train from scratch into `run_dir`, or continue the run whose `last` checkpoint is `resume`.
+    `threads` defaults to `plan_threads(config)`."""
     observer = observer or TrainObserver()
-    run = Run(config, run_dir, resume)
+    run = Run(config, run_dir, resume, threads or plan_threads(config))
     counters, total = run.counters, config.train.total_steps
     stopped_by: str | None = None
     observer.start(total, counters.step)
@@ -124,6 +131,7 @@ def train(config: Config, run_dir: Path, resume: dict[str, Any] | None = None, o
                 if crossed(previous_step, counters.step, config.checkpoint.every) and counters.step < total:
                     run.save_periodic()
                 if run.progress_due():
+                    run.share_cpus()
                     observer.progress(counters.step, run.session_steps_per_second(), counters.last_return, counters.last_eval)
                 stopped_by = stopped_by or stop.received
 
@@ -149,14 +157,15 @@ def train(config: Config, run_dir: Path, resume: dict[str, Any] | None = None, o
 class Run:
     """One run while it trains: what it holds, and the stages the loop calls."""
 
-    def __init__(self, config: Config, run_dir: Path, resume: dict[str, Any] | None) -> None:
+    def __init__(self, config: Config, run_dir: Path, resume: dict[str, Any] | None, threads: ThreadPlan) -> None:
         self.config, self.run_dir = config, run_dir
         self.device = device = resolve_device(config.train.device)
         if device.type == "cuda" and not torch.cuda.is_available():
             raise ConfigError(f"train.device is 'cuda' but no CUDA device is available to this torch build ({torch.__version__})")
         if config.train.compile and device.type == "cpu" and (why := compiler_missing()):
             raise ConfigError(f"train.compile needs a C++ compiler for torch.compile on the CPU ({why}); install g++ or set train.compile: false")
-        set_torch_threads(config)
+        torch.set_num_threads(threads.threads)
+        self.cpu_share = CpuShare(usable_cpus(), threads.threads) if threads.adaptive else None
         seed_everything(config.seed)
 
         self.num_envs = num_envs = config.train.num_envs
@@ -292,7 +301,8 @@ class Run:
         now = time.monotonic()
         sps = (self.counters.step - self.sps_step) / max(now - self.sps_clock, 1e-9)
         self.sps_clock, self.sps_step = now, self.counters.step
-        self.logger.scalars("train", {**self.agent.pop_metrics(), "steps_per_second": sps, "noise_sigma": self.parts.noise.sigma}, self.counters.step)
+        metrics = {**self.agent.pop_metrics(), "steps_per_second": sps, "noise_sigma": self.parts.noise.sigma, "torch_threads": torch.get_num_threads()}
+        self.logger.scalars("train", metrics, self.counters.step)
 
     def evaluate(self) -> EvalResult:
         counters = self.counters
@@ -328,6 +338,11 @@ class Run:
     def wall_seconds(self) -> float:
         """Training time over every session of this run."""
         return self.wall_before + (time.monotonic() - self.session_start)
+
+    def share_cpus(self) -> None:
+        """Follow the CPUs other processes leave free (only where the count cannot change the numbers)."""
+        if self.cpu_share is not None and (threads := self.cpu_share.poll()) is not None:
+            torch.set_num_threads(threads)
 
     def progress_due(self) -> bool:
         """True a few times a second, not every step."""
@@ -386,12 +401,6 @@ def _non_finite_env_output(obs: np.ndarray, next_obs: np.ndarray, reward: np.nda
 def _first_non_finite(values: np.ndarray) -> str:
     bad = np.asarray(values)[~np.isfinite(values)]
     return str(bad.flat[0]) if bad.size else "?"
-
-
-def set_torch_threads(config: Config) -> None:
-    """Apply `train.torch_threads` (null keeps torch's default). CPU results can depend on the count."""
-    if config.train.torch_threads is not None:
-        torch.set_num_threads(config.train.torch_threads)
 
 
 def seed_everything(seed: int) -> None:

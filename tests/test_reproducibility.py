@@ -202,3 +202,31 @@ def test_condition_differences():
     assert differences({**now, "torch_threads": 1}, now) == ["torch threads 1 -> 2"]
     assert resume_warning(now, now) is None
     assert json.dumps(conditions())  # plain values: safe for a weights_only checkpoint and for JSON
+
+
+def test_a_run_whose_thread_count_changes_midway_ends_bitwise_equal_where_runs_follow_free_cpus(tmp_path, monkeypatch):
+    """Runs without train.torch_threads follow the CPUs other processes leave free, changing their
+    thread count as they go; where that is allowed, the count must not reach the numbers."""
+    from ddpg_cli.config import load_config
+    from ddpg_cli.resources import CpuShare, fixed_threads_needed
+    from test_train import assert_same_training_state
+
+    wide = ["env.id=envs_for_tests:WideObs-v0", "agent.batch_size=256", "agent.buffer_size=2000",
+            "train.total_steps=400", "train.learning_starts=100", "eval.every=0", "eval.episodes=1", "checkpoint.every=0",
+            "logging.every=50", "logging.tensorboard=false"]  # fmt: skip — 256x256 networks, the default
+    if (why := fixed_threads_needed(load_config(None, wide))) is not None:
+        pytest.skip(f"this run keeps one thread count on this machine: {why}")
+
+    fixed = tmp_path / "fixed"
+    assert runner.invoke(app, ["train", *sets(wide + ["train.torch_threads=1"]), "--run-dir", str(fixed), "--quiet"]).exit_code == 0
+
+    counts = itertools.cycle([2, 1, 3, 1])
+    seen = []
+    monkeypatch.setattr(CpuShare, "poll", lambda self: seen.append(next(counts)) or seen[-1])
+    monkeypatch.setattr(train_module.Run, "progress_due", lambda self: True)  # poll at every step
+    monkeypatch.setattr("ddpg_cli.resources.busy_cpus", lambda interval_s=0.25: 0.0)
+    changing = tmp_path / "changing"
+    result = runner.invoke(app, ["train", *sets(wide), "--run-dir", str(changing), "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert "follows the CPUs other processes use" in result.output and len(set(seen)) == 3
+    assert_same_training_state(load_checkpoint(fixed / "checkpoints" / "last.pt"), load_checkpoint(changing / "checkpoints" / "last.pt"))

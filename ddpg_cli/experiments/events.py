@@ -19,12 +19,18 @@ PROGRESS_INTERVAL_S = 1.0
 
 class EventsObserver(TrainObserver):
     def __init__(self, stream: IO[str]) -> None:
-        self.stream = stream
+        self.stream: IO[str] | None = stream
         self.next_progress = 0.0
 
     def emit(self, event: str, **fields: Any) -> None:
-        self.stream.write(json.dumps({"event": event, **fields}) + "\n")
-        self.stream.flush()
+        if self.stream is None:
+            return
+        try:
+            self.stream.write(json.dumps({"event": event, **fields}) + "\n")
+            self.stream.flush()
+        except (BrokenPipeError, ValueError):  # the engine is gone (killed): stop as if asked to
+            self.stream = None
+            os.kill(os.getpid(), signal.SIGTERM)
 
     def start(self, total_steps: int, step: int) -> None:
         self.emit("start", step=step, total=total_steps)
