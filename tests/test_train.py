@@ -3,6 +3,8 @@
 import json
 import os
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -232,3 +234,73 @@ def test_vector_envs_never_store_a_transition_across_an_episode_boundary(tmp_pat
         assert torch.equal(buffer["terminated"], (next_t == 7).float())
     else:
         assert next_t.max() == 5 and not buffer["terminated"].any()  # truncation is not termination
+
+
+def test_evaluations_csv_stays_right_across_interruptions(tmp_path, monkeypatch):
+    """One row per evaluation step, in order, across stops and resumes; rows a killed run wrote after
+    its last checkpoint are dropped by the resume, which evaluates those steps again."""
+    from ddpg_cli.eval_log import read_evaluations
+
+    config = sets(TINY + ["eval.every=20", "checkpoint.every=40"])
+    assert run_train(*config, "--run-dir", str(tmp_path / "straight")).exit_code == 0
+    straight = read_evaluations(tmp_path / "straight")
+    assert [row.step for row in straight] == [20, 40, 60, 80, 100, 120]
+    assert all(row.mean == pytest.approx(np.mean(row.returns)) and len(row.returns) == 1 for row in straight)
+
+    interrupted = tmp_path / "interrupted"
+    with monkeypatch.context() as patch:
+        interrupt_at(patch, {70})
+        assert run_train(*config, "--run-dir", str(interrupted)).exit_code == 130
+    rows = read_evaluations(interrupted)
+    assert [row.step for row in rows] == [20, 40, 60]
+    # A kill -9 after an evaluation but before the next checkpoint leaves a row the checkpoint does not
+    # know (last.pt is at step 70 here); a torn last line is ignored.
+    with open(interrupted / "evaluations.csv", "a") as handle:
+        handle.write('80,9.9,-1.0,0.0,-1.0,-1.0,1,"[-1.0]","[25]"\n100,1.0,-5')
+    assert run_train("--resume", str(interrupted)).exit_code == 0
+    resumed = read_evaluations(interrupted)
+    assert [(row.step, row.returns) for row in resumed] == [(row.step, row.returns) for row in straight]
+    assert all(later.wall_s >= earlier.wall_s for earlier, later in zip(resumed, resumed[1:]))
+
+
+def test_an_observer_can_stop_a_run_after_an_evaluation_and_it_resumes(tmp_path):
+    from ddpg_cli.config import load_config
+    from ddpg_cli.train import OBSERVER_STOP, TrainObserver, load_resume, train
+
+    class StopAt60(TrainObserver):
+        seen: list[int] = []
+
+        def on_evaluation(self, step, result, best):
+            self.seen.append(step)
+            return step < 60
+
+    config = load_config(None, TINY + ["eval.every=20"])
+    run_dir = tmp_path / "run"
+    result = train(config, run_dir, observer=StopAt60())
+    assert result.stopped_by == OBSERVER_STOP and result.steps == 60 and StopAt60.seen == [20, 40, 60]
+    assert final_state(run_dir)["counters"]["step"] == 60  # saved where it stopped
+    result = train(config, run_dir, resume=load_resume(run_dir))
+    assert result.stopped_by is None and result.steps == 120
+
+
+def test_two_processes_cannot_train_one_run_dir_at_once(tmp_path):
+    from ddpg_cli.run_state import RunLock, run_is_locked
+
+    run_dir = tmp_path / "run"
+    assert run_train(*sets(TINY), "--run-dir", str(run_dir)).exit_code == 0
+    assert not run_is_locked(run_dir)
+    holder = subprocess.Popen([sys.executable, "-c", "import fcntl, sys, time; f = open(sys.argv[1], 'a'); fcntl.flock(f, fcntl.LOCK_EX); "
+                               "print('held', flush=True); time.sleep(60)", str(run_dir / ".lock")], stdout=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        assert run_is_locked(run_dir)
+        result = run_train("--resume", str(run_dir), "--set", "train.total_steps=150")
+        assert result.exit_code == 2 and "is being trained by another process" in result.output, result.output
+        assert final_state(run_dir)["counters"]["step"] == 120  # untouched
+    finally:
+        holder.kill()
+        holder.wait()
+    assert not run_is_locked(run_dir)
+    lock = RunLock(run_dir)
+    lock.acquire()
+    lock.release()
