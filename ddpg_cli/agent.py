@@ -15,6 +15,11 @@ The actor update is the heart of DDPG and is written out in one place, `actor_gr
 `update` runs `learn` (critic step, actor step, targets), and with `compile=True` that whole method
 becomes one compiled graph; the maths is the same code either way.
 
+TD3's three switches (Fujimoto et al. 2018) change only the critic's side and the schedule, never the
+actor update above: `twin_critics` (the TD target takes the smaller of two target critics, in
+`td_targets`), `target_noise` (clipped noise on the target action, in `target_action`) and
+`policy_delay` (the actor and targets every k-th critic step, in `update`). Off, the agent is DDPG.
+
 docs/actor-update.md explains why, and tests/test_agent.py proves the equivalence.
 """
 
@@ -175,7 +180,9 @@ class DDPGAgent:
         device: torch.device | str = "cpu",
         precision: str = "fp32",
         compile: bool = False,
+        seed: int = 0,
     ) -> None:
+        """`seed` seeds the target policy smoothing noise (TD3), the agent's only randomness after init."""
         self.config = config
         self.device = torch.device(device)
         self.bf16 = precision == "bf16"
@@ -186,11 +193,23 @@ class DDPGAgent:
         self.critic = Critic(obs_dim, action_dim, config.critic_hidden, config.activation).to(self.device)
         self.actor_target = copy.deepcopy(self.actor).requires_grad_(False)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
+        # Clipped double Q (TD3): a second critic, trained on the same targets; the TD target takes the
+        # smaller of the two target critics' values. The actor still ascends the first critic only.
+        self.critic2: Critic | None = None
+        self.critic2_target: Critic | None = None
+        if config.twin_critics:
+            self.critic2 = Critic(obs_dim, action_dim, config.critic_hidden, config.activation).to(self.device)
+            self.critic2_target = copy.deepcopy(self.critic2).requires_grad_(False)
         self.normalizer = ObsNormalizer(obs_dim, enabled=normalize_obs).to(self.device)
         # Each network's parameters, listed once (parameters() walks the module tree on every call).
-        self.params = {net: list(net.parameters()) for net in (self.actor, self.critic, self.actor_target, self.critic_target)}
+        networks = [self.actor, self.critic, self.actor_target, self.critic_target, self.critic2, self.critic2_target]
+        self.params = {net: list(net.parameters()) for net in networks if net is not None}
+        self.critic_params = self.params[self.critic] + (self.params[self.critic2] if self.critic2 is not None else [])
         self.actor_optimizer = _adam(self.actor.parameters(), config.actor_lr, 0.0, self.device)
-        self.critic_optimizer = _adam(self.critic.parameters(), config.critic_lr, config.critic_weight_decay, self.device)
+        self.critic_optimizer = _adam(self.critic_params, config.critic_lr, config.critic_weight_decay, self.device)
+        # Target policy smoothing (TD3) draws its noise here, outside the (compiled) update, from a
+        # generator of its own whose state travels in checkpoints.
+        self.target_noise_rng = torch.Generator(device=self.device).manual_seed(seed) if config.target_noise > 0 else None
         # `update` runs `learn`: the plain method, or compiled into one graph (forwards, backwards,
         # optimiser steps, target updates and metrics) when `compile` is on.
         self._learn = _compiled(self.learn) if compile else self.learn
@@ -218,13 +237,17 @@ class DDPGAgent:
         separate `act` call would cost more than the few kernels it runs.
         """
         self.critic_updates += 1
-        return self._learn(batch, self.critic_updates % self.config.policy_delay == 0, act_on)
+        target_noise = None
+        if self.target_noise_rng is not None:
+            shape = (batch.action.shape[0], self.action_dim)
+            target_noise = torch.randn(shape, generator=self.target_noise_rng, device=self.device) * self.config.target_noise
+        return self._learn(batch, self.critic_updates % self.config.policy_delay == 0, act_on, target_noise)
 
-    def learn(self, batch: Batch, update_actor: bool, act_on: torch.Tensor | None = None) -> torch.Tensor | None:
+    def learn(self, batch: Batch, update_actor: bool, act_on: torch.Tensor | None = None, target_noise: torch.Tensor | None = None) -> torch.Tensor | None:
         """The body of `update` (the unit that `compile` turns into one graph)."""
         obs = self.normalizer(batch.obs)
         next_obs = self.normalizer(batch.next_obs)
-        self.update_critic(obs, batch.action, batch.reward, next_obs, batch.terminated)
+        self.update_critic(obs, batch.action, batch.reward, next_obs, batch.terminated, target_noise)
         if update_actor:
             self.update_actor(obs)
             self.update_targets()
@@ -240,29 +263,60 @@ class DDPGAgent:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=torch.bfloat16)
 
-    def update_critic(self, obs: torch.Tensor, action: torch.Tensor, reward: torch.Tensor, next_obs: torch.Tensor, terminated: torch.Tensor) -> None:
-        grads, loss, q_mean = self.critic_gradients(obs, action, reward, next_obs, terminated)
-        self._step(self.critic, self.critic_optimizer, grads)
+    def update_critic(self, obs: torch.Tensor, action: torch.Tensor, reward: torch.Tensor, next_obs: torch.Tensor, terminated: torch.Tensor, target_noise: torch.Tensor | None = None) -> None:
+        grads, loss, q_mean = self.critic_gradients(obs, action, reward, next_obs, terminated, target_noise)
+        self._step(self.critic_params, self.critic_optimizer, grads)
         self._record(slice(0, 2), torch.stack([loss, q_mean]), count=0)
 
-    def critic_gradients(self, obs: torch.Tensor, action: torch.Tensor, reward: torch.Tensor, next_obs: torch.Tensor, terminated: torch.Tensor) -> tuple[tuple[torch.Tensor, ...], torch.Tensor, torch.Tensor]:
-        """Gradient of the TD loss mean_B (Q(s, a) - y)^2 with respect to the critic's parameters.
+    def critic_gradients(
+        self,
+        obs: torch.Tensor,
+        action: torch.Tensor,
+        reward: torch.Tensor,
+        next_obs: torch.Tensor,
+        terminated: torch.Tensor,
+        target_noise: torch.Tensor | None = None,
+    ) -> tuple[tuple[torch.Tensor, ...], torch.Tensor, torch.Tensor]:
+        """Gradient of the TD loss mean_B (Q(s, a) - y)^2 with respect to the critic's parameters (with
+        twin critics, of the sum of both critics' losses against the one target y).
 
         Returns (one gradient per critic parameter, the loss, the mean Q of the replayed actions).
         """
-        with torch.no_grad(), self._autocast():
-            next_q = self.critic_target(next_obs, self.actor_target(next_obs))
-            target = td_target(reward, terminated, next_q, self.config.gamma)
+        target = self.td_targets(reward, terminated, next_obs, target_noise)
         with self._autocast():
             q = self.critic(obs, action)
+            q2 = self.critic2(obs, action) if self.critic2 is not None else None
         loss = F.mse_loss(q, target)
-        grads = torch.autograd.grad(loss, self.params[self.critic])
+        if q2 is not None:
+            loss = loss + F.mse_loss(q2, target)
+        grads = torch.autograd.grad(loss, self.critic_params)
         return grads, loss.detach(), q.detach().mean()
+
+    @torch.no_grad()
+    def td_targets(self, reward: torch.Tensor, terminated: torch.Tensor, next_obs: torch.Tensor, target_noise: torch.Tensor | None = None) -> torch.Tensor:
+        """y = r + gamma * (1 - terminated) * Q'(s', a') with a' = `target_action(s')`: [B]. With twin
+        critics Q' is the smaller of the two target critics' values (clipped double Q)."""
+        with self._autocast():
+            next_action = self.target_action(next_obs, target_noise)
+            next_q = self.critic_target(next_obs, next_action)
+            if self.critic2_target is not None:
+                next_q = torch.minimum(next_q, self.critic2_target(next_obs, next_action))
+            return td_target(reward, terminated, next_q, self.config.gamma)
+
+    def target_action(self, next_obs: torch.Tensor, noise: torch.Tensor | None) -> torch.Tensor:
+        """mu'(s') for the TD target; with target policy smoothing (TD3), plus `noise` clipped to
+        +-target_noise_clip, the sum kept in [-1, 1], so that Q is fitted over a small region of
+        actions and a sharp peak of the critic cannot be exploited."""
+        next_action = self.actor_target(next_obs)
+        if noise is None:
+            return next_action
+        clip = self.config.target_noise_clip
+        return (next_action + noise.clamp(-clip, clip)).clamp(ACTION_LOW, ACTION_HIGH)
 
     def update_actor(self, obs: torch.Tensor) -> None:
         """The explicit chain rule: theta <- theta + lr * mean_B[ dQ/da * d mu/d theta ]."""
         grads, action, dq_da, q_mean = self.actor_gradients(obs)
-        self._step(self.actor, self.actor_optimizer, grads)
+        self._step(self.params[self.actor], self.actor_optimizer, grads)
         at_bound = (action.abs() >= ACTION_HIGH - AT_BOUND_TOLERANCE).float().mean()
         self._record(slice(2, 5), torch.stack([q_mean, dq_da.norm(dim=1).mean(), at_bound]), count=1)
 
@@ -286,12 +340,14 @@ class DDPGAgent:
 
     def update_targets(self) -> None:
         tau = self.config.tau
-        for target, online in ((self.actor_target, self.actor), (self.critic_target, self.critic)):
+        pairs = [(self.actor_target, self.actor), (self.critic_target, self.critic)]
+        if self.critic2 is not None and self.critic2_target is not None:
+            pairs.append((self.critic2_target, self.critic2))
+        for target, online in pairs:
             polyak_update(self.params[target], self.params[online], tau)
 
-    def _step(self, network: nn.Module, optimizer: torch.optim.Optimizer, grads: tuple[torch.Tensor, ...]) -> None:
-        """Hand the gradients to the network's parameters and take one optimiser step."""
-        params = self.params[network]
+    def _step(self, params: list[torch.Tensor], optimizer: torch.optim.Optimizer, grads: tuple[torch.Tensor, ...]) -> None:
+        """Hand the gradients to the parameters and take one optimiser step."""
         for param, grad in zip(params, grads, strict=True):
             param.grad = grad
         if self.config.max_grad_norm is not None:
@@ -335,7 +391,7 @@ class DDPGAgent:
     # --- checkpointing ---
 
     def state_dict(self) -> dict[str, object]:
-        return {
+        state: dict[str, object] = {
             "actor": self.actor.state_dict(),
             "critic": self.critic.state_dict(),
             "actor_target": self.actor_target.state_dict(),
@@ -345,12 +401,24 @@ class DDPGAgent:
             "critic_optimizer": self.critic_optimizer.state_dict(),
             "critic_updates": self.critic_updates,
         }
+        if self.critic2 is not None and self.critic2_target is not None:
+            state["critic2"] = self.critic2.state_dict()
+            state["critic2_target"] = self.critic2_target.state_dict()
+        if self.target_noise_rng is not None:
+            state["target_noise_rng"] = self.target_noise_rng.get_state().cpu()
+        return state
 
     def load_state_dict(self, state: dict[str, object]) -> None:
         self.actor.load_state_dict(state["actor"])
         self.critic.load_state_dict(state["critic"])
         self.actor_target.load_state_dict(state["actor_target"])
         self.critic_target.load_state_dict(state["critic_target"])
+        if self.critic2 is not None and self.critic2_target is not None:
+            self.critic2.load_state_dict(state["critic2"])
+            self.critic2_target.load_state_dict(state["critic2_target"])
+        if self.target_noise_rng is not None:
+            saved = state["target_noise_rng"]
+            self.target_noise_rng.set_state(saved if self.device.type == "cpu" else saved.to(self.device))
         self.normalizer.load_state_dict(state["normalizer"])
         self.actor_optimizer.load_state_dict(state["actor_optimizer"])
         self.critic_optimizer.load_state_dict(state["critic_optimizer"])

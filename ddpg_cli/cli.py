@@ -88,7 +88,7 @@ def main_callback(
 @app.command()
 @reports_errors
 def train(
-    config: Annotated[Optional[Path], typer.Argument(help="YAML config file. Without one, the built-in default (Pendulum-v1) is used.", show_default=False)] = None,
+    config: Annotated[Optional[Path], typer.Argument(help="A YAML config file or a preset's name (ddpg configs lists them). Without one, the built-in default (Pendulum-v1) is used.", show_default=False)] = None,
     overrides: Annotated[Optional[list[str]], typer.Option("--set", "-s", metavar="KEY=VALUE", help="Override a dotted config key, e.g. --set agent.actor_lr=1e-3 (repeatable).", show_default=False)] = None,
     run_dir: Annotated[Optional[Path], typer.Option("--run-dir", help="Where the run is written (default: runs/<env>-seed<seed>-<time>).", show_default=False)] = None,
     resume: Annotated[Optional[Path], typer.Option("--resume", help="Continue the run in this directory to its configured total steps.", show_default=False)] = None,
@@ -155,7 +155,7 @@ def train(
 
         observer = RichTrainView(console)
     action = "resuming" if payload else "training"
-    count = f"{threads.threads} torch thread{'s' if threads.threads != 1 else ''} ({threads.reason})"
+    count = f"{threads.threads} thread{'s' if threads.threads != 1 else ''} ({threads.reason})"
     out.print(f"{action} [bold]{cfg.env.id}[/] for {cfg.train.total_steps:,} steps, seed {cfg.seed}, {count} -> {target}", highlight=False, soft_wrap=True)
     result = run_training(cfg, target, resume=payload, observer=observer, threads=threads)
 
@@ -296,7 +296,7 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object 
 @app.command("sweep")
 @reports_errors
 def sweep_command(
-    config: Annotated[Optional[Path], typer.Argument(help="YAML config file (default: the built-in Pendulum-v1 config).", show_default=False)] = None,
+    config: Annotated[Optional[Path], typer.Argument(help="A YAML config file or a preset's name (default: the built-in Pendulum-v1 config).", show_default=False)] = None,
     overrides: OverridesOption = None,
     seeds: Annotated[Optional[str], typer.Option("--seeds", metavar="SPEC", help="Seeds to run: 0-4, or 0,3,7 (default: the config's seed).", show_default=False)] = None,
     grid: Annotated[Optional[list[str]], typer.Option("--grid", metavar="KEY=V1,V2,...", help="Values of one config key to try, read as YAML like --set (repeatable: every combination runs).", show_default=False)] = None,
@@ -306,8 +306,10 @@ def sweep_command(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No live table; one line per run that ends.")] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Train many runs at once: every seed of every combination of --grid values, each in its own
-    process and its own run directory; resumable after Ctrl-C, a crash or kill -9."""
+    """Train many runs at once, each seed of each --grid setting in its own process.
+
+    Every run is an ordinary run directory under --out; Ctrl-C, a crash or kill -9 leaves each
+    resumable with --resume."""
     from ddpg_cli.config import load_config
     from ddpg_cli.experiments.local import LocalEngine
     from ddpg_cli.experiments.sweep import Sweep, create_sweep, parse_grid, parse_seeds
@@ -340,30 +342,31 @@ def sweep_command(
     busy = sum(status == "running" for status in statuses.values())
     show = err_console if as_json else console
     settings = len(sweep.settings())
+    shown = _relative(sweep.out)
     show.print(
-        f"sweep {sweep.out}: {settings} setting{'s' if settings != 1 else ''} x {len(sweep.seeds)} seed{'s' if len(sweep.seeds) != 1 else ''} = {len(specs)} runs; "
+        f"sweep {shown}: {settings} setting{'s' if settings != 1 else ''} x {len(sweep.seeds)} seed{'s' if len(sweep.seeds) != 1 else ''} = {len(specs)} runs; "
         f"{len(todo)} to run, {jobs_count} at once, {sweep.threads} torch thread{'s' if sweep.threads != 1 else ''} each"
         + (f"; {busy} being trained by another process, left alone" if busy else ""),
         highlight=False, soft_wrap=True,
     )  # fmt: skip
     if not todo:
-        show.print(f"every run of {sweep.out} is done; nothing to do", highlight=False, soft_wrap=True)
+        show.print(f"every run of {shown} is done; nothing to do", highlight=False, soft_wrap=True)
     view = QuietSweepView(show) if quiet or as_json else LiveSweepView(show)
     engine = LocalEngine(jobs_count)
     with view:
         runs = engine.run(todo, on_change=view) if todo else []
 
     groups = group_runs(collect_runs([sweep.out]))
-    _report_comparison(groups, as_json, show, title=f"{groups[0].env_id} · {sweep.out}")
+    _report_comparison(groups, as_json, show, title=f"{' · '.join(dict.fromkeys(g.env_id for g in groups))} · {shown}")
     failed = [run for run in runs if run.status == "failed"]
     if engine.stop_signal is not None:
         saved = sum(run.status == "interrupted" for run in runs)
-        show.print(f"[yellow]stopped by {engine.stop_signal}[/]: {saved} running run{'s' if saved != 1 else ''} saved\nresume with: ddpg sweep --resume {sweep.out}", highlight=False, soft_wrap=True)
+        show.print(f"[yellow]stopped by {engine.stop_signal}[/]: {saved} running run{'s' if saved != 1 else ''} saved\nresume with: ddpg sweep --resume {shown}", highlight=False, soft_wrap=True)
         raise typer.Exit(EXIT_CODES[engine.stop_signal])
     if failed:
         for run in failed:
             err_console.print(f"[bold red]failed:[/] {run.spec.setting} seed {run.spec.seed}: {run.error}", highlight=False, soft_wrap=True)
-        err_console.print(f"{len(failed)} run{'s' if len(failed) != 1 else ''} failed; retry with: ddpg sweep --resume {sweep.out}", highlight=False, soft_wrap=True)
+        err_console.print(f"{len(failed)} run{'s' if len(failed) != 1 else ''} failed; retry with: ddpg sweep --resume {shown}", highlight=False, soft_wrap=True)
         raise typer.Exit(1)
 
 
@@ -373,8 +376,9 @@ def compare_command(
     paths: RunPathsArgument,
     as_json: JsonOption = False,
 ) -> None:
-    """A table per setting: final evaluation return across seeds (IQM and mean, 95% bootstrap CI),
-    how many seeds have finished, and wall time per run."""
+    """Compare settings: final return across seeds (IQM, mean, 95% CI), seeds done, wall time.
+
+    Runs that share a config but the seed form one setting; a sweep's settings are its grid values."""
     from ddpg_cli.experiments.runs import collect_runs, group_runs
 
     groups = group_runs(collect_runs(paths))
@@ -391,8 +395,9 @@ def plot_command(
     allow_partial: Annotated[bool, typer.Option("--allow-partial", help="Draw each line as far as its longest run (default: its shortest).")] = False,
     title: Annotated[Optional[str], typer.Option("--title", help="The title (default: the env id).", show_default=False)] = None,
 ) -> None:
-    """Learning curves: evaluation return against env steps, one line and 95% CI band per setting
-    (runs that differ only by seed form one)."""
+    """Plot learning curves: return vs env steps, a line and 95% CI band per setting.
+
+    Runs that share a config but the seed form one setting; a sweep's settings are its grid values."""
     from ddpg_cli.experiments.plot import draw, group_bands, text_summary
     from ddpg_cli.experiments.runs import collect_runs, group_runs
 
@@ -418,6 +423,14 @@ def _report_comparison(groups: list[Any], as_json: bool, show: Console, title: s
         show.print(comparison_table(groups, title=title))
 
 
+def _relative(path: Path) -> Path:
+    """`path` as seen from the working directory when it lies below it (shorter to read and to paste)."""
+    try:
+        return path.relative_to(Path.cwd())
+    except ValueError:
+        return path
+
+
 def _parse_jobs(value: str) -> int | None:
     if value.strip().lower() == "auto":
         return None
@@ -435,6 +448,34 @@ def _combinations(grid: dict[str, list[Any]]) -> int:
     for values in grid.values():
         count *= len(values)
     return count
+
+
+# --- presets ---------------------------------------------------------------------------------------
+
+
+@app.command("configs")
+@reports_errors
+def configs_command(as_json: JsonOption = False) -> None:
+    """List the presets, the tuned configs that `ddpg train NAME` takes from any directory."""
+    import json
+
+    from ddpg_cli.presets import describe_presets
+
+    presets = describe_presets()
+    if as_json:
+        items = [{"name": p.name, "env_id": p.env_id, "total_steps": p.total_steps, "measured": p.measured, "from": p.source, "path": str(p.path)} for p in presets]
+        typer.echo(json.dumps({"presets": items}))
+        return
+    from rich.table import Table
+
+    table = Table(title="presets (ddpg train NAME)", title_justify="left")
+    table.add_column("name", no_wrap=True)
+    table.add_column("env", overflow="fold")
+    table.add_column("steps", justify="right", no_wrap=True)
+    table.add_column("measured here", overflow="fold")
+    for preset in presets:
+        table.add_row(preset.name, preset.env_id, f"{preset.total_steps:,}", preset.measured or "-")
+    console.print(table)
 
 
 # --- config ----------------------------------------------------------------------------------------

@@ -67,7 +67,10 @@ class AgentConfig(_Section):
     batch_size: int = Field(256, ge=1, le=1_000_000, description="Transitions per gradient step.")
     buffer_size: int = Field(1_000_000, ge=1, le=1_000_000_000, description="Replay buffer capacity in transitions.")
     invert_gradients: bool = Field(False, description="Bound dQ/da with inverting gradients (Hausknecht & Stone 2016); the actor's output is then linear instead of tanh.")
-    policy_delay: int = Field(1, ge=1, le=1000, description="Update the actor and the targets every this many critic updates (1 is DDPG).")
+    policy_delay: int = Field(1, ge=1, le=1000, description="Update the actor and the targets every this many critic updates (1 is DDPG; TD3 uses 2).")
+    twin_critics: bool = Field(False, description="Clipped double Q (TD3): two critics; the TD target takes the smaller of their target values; the actor ascends the first.")
+    target_noise: float = Field(0.0, ge=0, le=10, description="Target policy smoothing (TD3): std of the Gaussian noise added to the target actor's action in the TD target, in the normalised action space (0: off; TD3 uses 0.2).")
+    target_noise_clip: float = Field(0.5, gt=0, le=10, description="The target policy smoothing noise is clipped to +-this before it is added (TD3 uses 0.5).")
     max_grad_norm: float | None = Field(None, gt=0, description="Clip each network's gradient norm to this value (off when null).")
 
     @model_validator(mode="after")
@@ -79,12 +82,13 @@ class AgentConfig(_Section):
 
 class TrainConfig(_Section):
     total_steps: int = Field(20_000, ge=1, le=10**12, description="Environment steps to train for (summed over all envs).")
-    learning_starts: int = Field(1_000, ge=0, le=10**12, description="Env steps of uniform random actions before learning starts.")
+    learning_starts: int = Field(1_000, ge=0, le=10**12, description="Env steps of random actions before learning starts (see `warmup`).")
+    warmup: Literal["uniform", "noise"] = Field("uniform", description="Warm-up actions: `uniform` in the action box, or `noise`, the exploration noise process alone (mu = 0); Ornstein-Uhlenbeck noise then pushes in one direction for hundreds of steps, which envs like MountainCarContinuous need to find their reward.")
     num_envs: int = Field(1, ge=1, le=1024, description="Environments stepped together (gymnasium.vector, synchronous).")
     update_every: int = Field(1, ge=1, le=100_000, description="Env steps collected between update phases; each phase runs `update_every * updates_per_step` gradient steps.")
     updates_per_step: int = Field(1, ge=1, le=1000, description="Gradient steps per env step (the update-to-data ratio).")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="Where networks and the replay buffer live; `auto` picks CUDA when available.")
-    torch_threads: int | None = Field(None, ge=1, le=1024, description="CPU threads for torch (null keeps torch's default).")
+    torch_threads: int | None = Field(None, ge=1, le=1024, description="CPU threads for torch. Null: one per CPU free when the run starts, following the CPUs other processes use as it goes where the count cannot change the results (the run's first line says which).")
     precision: Literal["fp32", "bf16"] = Field("fp32", description="`bf16` runs the hidden layers of the updates under bfloat16 autocast (weights, optimiser and output layers stay fp32); fast on CPUs with AVX512-BF16 or AMX.")
     compile: bool = Field(False, description="`torch.compile` each update (critic step, actor step, both Adam steps, target updates) into one graph: about 1.7x faster updates on the CPU after 15-30 s of compilation (about 5 s once torch's caches have the graph). Needs a C++ compiler (g++). Pays off from a few thousand updates on.")
 
@@ -204,7 +208,10 @@ def build_config(data: dict[str, Any]) -> Config:
 
 
 def load_config(path: Path | None = None, overrides: Sequence[str] = ()) -> Config:
-    """Defaults, then the YAML file (if any), then each `--set` in order."""
+    """Defaults, then the YAML file (if any: a path, or a preset's name), then each `--set` in order."""
+    from ddpg_cli.presets import resolve_config_path
+
+    path = resolve_config_path(path)
     data = read_config_file(path) if path is not None else {}
     for assignment in overrides:
         apply_override(data, assignment)

@@ -19,14 +19,16 @@ from ddpg_cli.replay_buffer import ReplayBuffer
 
 
 def network_bytes(config: Config, obs_dim: int, action_dim: int) -> int:
-    """Both networks in float32, five times over: online, target, gradient and Adam's two moments."""
+    """The networks in float32, five times over: online, target, gradient and Adam's two moments (with
+    twin critics, the critic twice)."""
 
     def parameters(sizes: list[int]) -> int:
         return sum((fan_in + 1) * fan_out for fan_in, fan_out in zip(sizes[:-1], sizes[1:]))
 
     actor = parameters([obs_dim, *config.agent.actor_hidden, action_dim])
     critic = parameters([obs_dim + action_dim, *config.agent.critic_hidden, 1])
-    return 5 * 4 * (actor + critic)
+    critics = 2 if config.agent.twin_critics else 1
+    return 5 * 4 * (actor + critics * critic)
 
 
 def check_buffer_fits(config: Config, obs_dim: int, action_dim: int, device: torch.device) -> None:
@@ -129,10 +131,10 @@ def plan_threads(config: Config, usable: int | None = None, busy: float | None =
     usable = usable_cpus() if usable is None else usable
     busy = busy_cpus() if busy is None else busy
     free = min(usable, max(1, math.floor(usable - busy + 0.5)))
-    reason = f"{usable} CPU{'s' if usable != 1 else ''} free" if free == usable else f"{free} of {usable} CPUs free"
+    reason = f"{free} of {usable} CPU{'s' if usable != 1 else ''} free"
     fixed = fixed_threads_needed(config, usable) if usable > 1 else None
     if fixed is None and usable > 1:
-        return ThreadPlan(free, True, f"{reason}; follows the CPUs other processes use")
+        return ThreadPlan(free, True, f"{reason}; adapts to load")
     return ThreadPlan(free, False, reason + (f"; fixed: {fixed}" if fixed and usable > 1 else ""))
 
 

@@ -45,6 +45,7 @@ __all__ = ["train", "TrainObserver", "TrainResult", "load_resume"]
 NOISE_SEED_OFFSET = 1
 WARMUP_SEED_OFFSET = 2
 SAMPLER_SEED_OFFSET = 3
+TARGET_NOISE_SEED_OFFSET = 4
 OBSERVER_STOP = "observer"  # TrainResult.stopped_by when an observer ended the run after an evaluation
 
 
@@ -177,7 +178,8 @@ class Run:
         self.high = self.envs.single_action_space.high.astype(np.float32)
         check_buffer_fits(config, obs_dim, action_dim, device)
 
-        self.agent = DDPGAgent(obs_dim, action_dim, config.agent, config.env.normalize_obs, device, config.train.precision, config.train.compile)
+        self.agent = DDPGAgent(obs_dim, action_dim, config.agent, config.env.normalize_obs, device, config.train.precision, config.train.compile,
+                               seed=config.seed + TARGET_NOISE_SEED_OFFSET)  # fmt: skip
         self.buffer = ReplayBuffer(config.agent.buffer_size, obs_dim, action_dim, device)
         self.parts = ResumeParts(
             noise=make_noise(config.noise, num_envs, action_dim, config.seed + NOISE_SEED_OFFSET),
@@ -260,10 +262,14 @@ class Run:
         self.obs = next_obs
 
     def act(self) -> np.ndarray:
-        """Uniform random during warm-up, then mu(s) + noise, clipped to [-1, 1]: [num_envs, action_dim]."""
-        if self.counters.step < self.config.train.learning_starts:
-            return self.parts.warmup_rng.uniform(-1.0, 1.0, size=(self.num_envs, self.action_dim)).astype(np.float32)
+        """Random during warm-up (uniform, or the noise alone), then mu(s) + noise, clipped to [-1, 1]:
+        [num_envs, action_dim]."""
         noise = self.parts.noise
+        if self.counters.step < self.config.train.learning_starts:
+            if self.config.train.warmup == "uniform":
+                return self.parts.warmup_rng.uniform(-1.0, 1.0, size=(self.num_envs, self.action_dim)).astype(np.float32)
+            noise.sigma = sigma_at(self.counters.step, self.config.noise)
+            return np.clip(noise(), -1.0, 1.0)
         noise.sigma = sigma_at(self.counters.step, self.config.noise)
         if self.policy_action is None:  # no update ran at the end of the last step to compute it
             self.policy_action = self.agent.act(torch.as_tensor(self.obs, dtype=torch.float32, device=self.device)).cpu().numpy()

@@ -261,15 +261,16 @@ def test_bf16_runs_hidden_layers_in_bf16_and_outputs_in_fp32():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("invert", [False, True])
-def test_compiled_updates_match_eager(invert):
+@pytest.mark.parametrize("invert, td3", [(False, False), (True, False), (False, True), (True, True)], ids=["ddpg", "invert", "td3", "td3-invert"])
+def test_compiled_updates_match_eager(invert, td3):
     obs = torch.randn(BATCH, OBS_DIM)
     batch = Batch(obs, torch.rand(BATCH, ACTION_DIM) * 2 - 1, torch.randn(BATCH), torch.randn(BATCH, OBS_DIM), torch.zeros(BATCH))
     act_on = torch.randn(2, OBS_DIM)
     agents, actions = [], []
     for compile in (False, True):
         torch.manual_seed(0)
-        config = AgentConfig(actor_hidden=[32, 32], critic_hidden=[32, 32], invert_gradients=invert, max_grad_norm=1.0, critic_weight_decay=1e-3, policy_delay=2)
+        switches = {"twin_critics": True, "target_noise": 0.2, "target_noise_clip": 0.3} if td3 else {}
+        config = AgentConfig(actor_hidden=[32, 32], critic_hidden=[32, 32], invert_gradients=invert, max_grad_norm=1.0, critic_weight_decay=1e-3, policy_delay=2, **switches)
         agent = DDPGAgent(OBS_DIM, ACTION_DIM, config, compile=compile)
         for _ in range(5):  # critic, critic + actor + targets, ... (both branches of the compiled update)
             action = agent.update(batch, act_on=act_on)
@@ -277,8 +278,133 @@ def test_compiled_updates_match_eager(invert):
         actions.append(action)
     eager, compiled = agents
     torch.testing.assert_close(actions[1], actions[0], rtol=1e-4, atol=1e-5)
-    for network in ("actor", "critic", "actor_target", "critic_target"):
+    for network in ("actor", "critic", "actor_target", "critic_target") + (("critic2", "critic2_target") if td3 else ()):
         for want, got in zip(getattr(eager, network).parameters(), getattr(compiled, network).parameters(), strict=True):
             torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(compiled._metric_sums, eager._metric_sums, rtol=1e-4, atol=1e-5)
     assert compiled.pop_metrics().keys() == eager.pop_metrics().keys()
+
+
+# --- TD3's switches ----------------------------------------------------------------------------------
+
+
+def make_td3(**overrides) -> DDPGAgent:
+    torch.manual_seed(0)
+    settings = {"twin_critics": True, "target_noise": 0.2, "target_noise_clip": 0.5, "policy_delay": 2, **overrides}
+    config = AgentConfig(actor_hidden=[32, 32], critic_hidden=[32, 32], **settings)
+    return DDPGAgent(OBS_DIM, ACTION_DIM, config, seed=7)
+
+
+def test_twin_critics_target_is_the_smaller_of_the_two():
+    agent = make_td3(target_noise=0.0)
+    with torch.no_grad():  # make the second target critic clearly lower on some states, higher on others
+        agent.critic2_target.net[-1].bias.add_(torch.tensor([3.0]))
+    next_obs, reward, terminated = torch.randn(BATCH, OBS_DIM), torch.randn(BATCH), (torch.rand(BATCH) < 0.3).float()
+    next_action = agent.actor_target(next_obs)
+    q1, q2 = agent.critic_target(next_obs, next_action), agent.critic2_target(next_obs, next_action)
+    expected = td_target(reward, terminated, torch.minimum(q1, q2), agent.config.gamma)
+    torch.testing.assert_close(agent.td_targets(reward, terminated, next_obs), expected)
+    assert not torch.equal(expected, td_target(reward, terminated, q2, agent.config.gamma))  # the min mattered
+    single = make_agent()
+    assert single.critic2 is None and "critic2" not in single.state_dict()
+
+
+def test_target_smoothing_noise_is_clipped_seeded_and_enters_only_the_target():
+    agent = make_td3()
+    next_obs = torch.randn(BATCH, OBS_DIM)
+    huge = torch.full((BATCH, ACTION_DIM), 100.0)
+    clean = agent.actor_target(next_obs)
+    torch.testing.assert_close(agent.target_action(next_obs, huge), (clean + 0.5).clamp(-1, 1))  # clipped to +-0.5
+    torch.testing.assert_close(agent.target_action(next_obs, -huge), (clean - 0.5).clamp(-1, 1))
+    assert torch.equal(agent.target_action(next_obs, None), clean)
+
+    # Seeded: the same seed draws the same noise, another seed other noise.
+    draws = []
+    for seed in (7, 7, 8):
+        other = DDPGAgent(OBS_DIM, ACTION_DIM, agent.config, seed=seed)
+        draws.append(torch.randn((4, ACTION_DIM), generator=other.target_noise_rng))
+    assert torch.equal(draws[0], draws[1]) and not torch.equal(draws[0], draws[2])
+
+    # Only the target: the same update with and without noise gives the same actor gradient, the same Q
+    # of the replayed actions, and differs only through y.
+    batch = Batch(torch.randn(BATCH, OBS_DIM), torch.rand(BATCH, ACTION_DIM) * 2 - 1, torch.randn(BATCH), next_obs, torch.zeros(BATCH))
+    noisy, quiet = make_td3(), make_td3(target_noise=0.0)
+    noise = torch.randn(BATCH, ACTION_DIM) * 0.2
+    grads_noisy, _, q_noisy = noisy.critic_gradients(*batch, target_noise=noise)
+    grads_quiet, _, q_quiet = quiet.critic_gradients(*batch)
+    assert torch.equal(q_noisy, q_quiet) and not all(torch.equal(a, b) for a, b in zip(grads_noisy, grads_quiet))
+    for got, want in zip(noisy.actor_gradients(batch.obs)[0], quiet.actor_gradients(batch.obs)[0], strict=True):
+        assert torch.equal(got, want)
+
+
+def test_with_twin_critics_the_actor_step_touches_neither_critic():
+    agent = make_td3()
+    obs = torch.randn(BATCH, OBS_DIM)
+    for critic in (agent.critic, agent.critic2):
+        for param in critic.parameters():
+            param.grad = None
+    before = [p.detach().clone() for p in agent.critic_params]
+    agent.update_actor(obs)
+    assert all(torch.equal(p, b) for p, b in zip(agent.critic_params, before))
+    assert all(p.grad is None for p in agent.critic_params)
+    # ... and the actor ascends the first critic: its gradient is autograd of -mean Q1(s, mu(s)).
+    agent = make_td3()
+    expected = reference_actor_gradients(agent, obs)
+    agent.update_actor(obs)
+    for got, want in zip((p.grad for p in agent.actor.parameters()), expected, strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-7)
+
+
+def test_td3_updates_both_critics_and_delays_the_actor():
+    agent = make_td3()
+    batch = Batch(torch.randn(BATCH, OBS_DIM), torch.rand(BATCH, ACTION_DIM) * 2 - 1, torch.randn(BATCH), torch.randn(BATCH, OBS_DIM), torch.zeros(BATCH))
+    actor_before = [p.detach().clone() for p in agent.actor.parameters()]
+    critic2_before = [p.detach().clone() for p in agent.critic2.parameters()]
+    agent.update(batch)  # critic step only (policy_delay 2)
+    assert all(torch.equal(p, b) for p, b in zip(agent.actor.parameters(), actor_before))
+    assert any(not torch.equal(p, b) for p, b in zip(agent.critic2.parameters(), critic2_before))
+    target2_before = [p.detach().clone() for p in agent.critic2_target.parameters()]
+    agent.update(batch)  # critic, actor and all three targets
+    assert any(not torch.equal(p, b) for p, b in zip(agent.actor.parameters(), actor_before))
+    assert any(not torch.equal(p, b) for p, b in zip(agent.critic2_target.parameters(), target2_before))
+
+    restored = make_td3()
+    restored.load_state_dict(copy.deepcopy(agent.state_dict()))  # as a checkpoint would: no shared tensors
+    for _ in range(3):  # the same state, the same noise: the same next updates
+        agent.update(batch)
+        restored.update(batch)
+    for a, b in zip(agent.critic_params, restored.critic_params, strict=True):
+        assert torch.equal(a, b)
+
+
+def test_with_the_switches_off_a_ddpg_run_is_unchanged_bit_for_bit(tmp_path):
+    """tests/data/ddpg_reference.pt holds the agent after a tiny DDPG run of the code as it was before
+    the TD3 switches (one thread, on an AMD EPYC with AVX512). The same run now must end the same:
+    bitwise on a CPU of that kind, and to float32 rounding on others (their kernels differ)."""
+    from pathlib import Path
+
+    from typer.testing import CliRunner
+
+    from ddpg_cli.checkpoint import load_checkpoint
+    from ddpg_cli.cli import app
+    from ddpg_cli.reproducibility import conditions
+
+    reference = torch.load(Path(__file__).parent / "data" / "ddpg_reference.pt", weights_only=True)
+    args = ["train", *[part for item in reference["overrides"] for part in ("--set", item)], "--run-dir", str(tmp_path / "run"), "--quiet"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    state = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")
+    assert state["counters"]["step"] == reference["counters"]["step"]
+    same_kind = all(reference["reproducibility"][key] == conditions()[key] for key in ("cpu_vendor", "cpu_capability", "mkl_mode", "torch_version"))
+    for network in ("actor", "critic", "actor_target", "critic_target"):
+        for name, want in reference["agent"][network].items():
+            got = state["agent"][network][name]
+            if same_kind:
+                assert torch.equal(got, want), f"{network}.{name} differs"
+            else:
+                torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-6, msg=f"{network}.{name}")
+    for slot, values in reference["agent"]["critic_optimizer"]["state"].items():
+        for name, want in values.items():
+            got = state["agent"]["critic_optimizer"]["state"][slot][name]
+            assert torch.equal(got, want) if same_kind else torch.allclose(got, want, rtol=1e-4, atol=1e-6), f"critic Adam {slot} {name}"
+    assert set(state["agent"]) == set(reference["agent"])  # no twin critic, no noise generator

@@ -289,3 +289,12 @@ def test_kill_9_of_the_sweep_leaves_no_orphan_and_resume_finishes(finished_sweep
     assert [run["status"] for group in report["groups"] for run in group["runs"]] == ["done"] * 4
     for run_dir in run_dirs(finished_sweep):
         assert_same_final_state(run_dir, out / run_dir.relative_to(finished_sweep))
+
+
+def test_plot_without_matplotlib_says_which_extra_to_install(finished_sweep, tmp_path, monkeypatch):
+    from test_reliability import assert_one_line_error
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib now raises ImportError
+    result = runner.invoke(app, ["plot", str(finished_sweep), "--out", str(tmp_path / "x.png")])
+    assert_one_line_error(result, 2, "pip install 'ddpg-cli[plot]'")
+    assert not (tmp_path / "x.png").exists()

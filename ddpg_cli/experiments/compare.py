@@ -43,7 +43,7 @@ def comparison_table(groups: list[Group], title: str | None = None) -> Table:
     table.add_column("95% CI", justify="right")
     table.add_column("mean", justify="right")
     table.add_column("seeds", justify="right")
-    table.add_column("wall", justify="right")
+    table.add_column("wall/run", justify="right")
     for group in groups:
         final = final_summary(group)
         done = sum(run.status == "done" for run in group.runs)

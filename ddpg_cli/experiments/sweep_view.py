@@ -30,6 +30,7 @@ class LiveSweepView:
 
     def __exit__(self, *exc: object) -> None:
         self.live.stop()
+        self.console.line()  # what follows (the final table) starts on a line of its own
 
     def __call__(self, runs: list[RunProgress]) -> None:
         self.progress.update(self.task, total=sum(run.total for run in runs), completed=sum(run.step for run in runs))

@@ -1,0 +1,101 @@
+"""Presets: the tuned configs of the repository's `configs/`, found by name from anywhere.
+
+`ddpg train halfcheetah` reads `configs/halfcheetah.yaml`. The files live in the repository's
+top-level `configs/` (they are part of the design, next to the docs that measure them); the package
+maps that folder in as `ddpg_cli.presets` (pyproject's package-dir), so an installed wheel carries
+them. From a source tree that was not installed, the folder is read where it lies.
+
+A preset's header comments say where its settings come from (`# from: ...`) and, once measured, what
+it scored here (`# measured: ...`); `ddpg configs` lists both.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass
+import importlib.util
+from pathlib import Path
+
+import yaml
+
+from ddpg_cli.errors import ConfigError
+
+SUFFIX = ".yaml"
+
+
+def presets_dir() -> Path:
+    """The folder of the preset files: the installed package's data, or the source tree's configs/."""
+    try:
+        spec = importlib.util.find_spec("ddpg_cli.presets")
+    except ImportError:
+        spec = None
+    for location in (spec.submodule_search_locations or []) if spec else []:
+        if any(Path(location).glob(f"*{SUFFIX}")):
+            return Path(location)
+    return Path(__file__).resolve().parent.parent / "configs"
+
+
+def preset_names() -> list[str]:
+    return sorted(path.stem for path in presets_dir().glob(f"*{SUFFIX}"))
+
+
+def resolve_config_path(argument: Path | None) -> Path | None:
+    """A config argument as a file: the path when it exists, else the preset of that name; a name that
+    is neither gets one line with the closest preset."""
+    if argument is None or argument.exists():
+        return argument
+    text = str(argument)
+    name = text.removesuffix(SUFFIX)
+    if "/" not in text and "\\" not in text:
+        candidate = presets_dir() / f"{name.lower()}{SUFFIX}"
+        if candidate.is_file():
+            return candidate
+        close = difflib.get_close_matches(name.lower(), preset_names(), n=1, cutoff=0.6)
+        hint = f" (did you mean the preset '{close[0]}'?)" if close else f"; presets: {', '.join(preset_names())}"
+        raise ConfigError(f"config file not found: {text}: not a file, nor a preset name{hint}")
+    raise ConfigError(f"config file not found: {text}")
+
+
+@dataclass(frozen=True)
+class PresetInfo:
+    name: str
+    env_id: str
+    total_steps: int
+    source: str  # where its settings come from
+    measured: str | None  # what it scored here, once measured
+    path: Path
+
+
+_HEADER = re.compile(r"^#\s*(from|measured):\s*(.+)$")
+
+
+def describe_presets() -> list[PresetInfo]:
+    infos = []
+    for path in sorted(presets_dir().glob(f"*{SUFFIX}")):
+        text = path.read_text(encoding="utf-8")
+        header: dict[str, list[str]] = {"from": [], "measured": []}
+        key = None
+        for line in text.splitlines():
+            if not line.startswith("#"):
+                break
+            match = _HEADER.match(line)
+            if match:
+                key = match.group(1)
+                header[key].append(match.group(2).strip())
+            elif key and line.startswith("#   "):  # a continued field
+                header[key].append(line[1:].strip())
+            else:
+                key = None
+        data = yaml.safe_load(text) or {}
+        infos.append(
+            PresetInfo(
+                name=path.stem,
+                env_id=str(data.get("env", {}).get("id", "Pendulum-v1")),
+                total_steps=int(data.get("train", {}).get("total_steps", 20_000)),
+                source=" ".join(header["from"]) or "-",
+                measured=" ".join(header["measured"]) or None,
+                path=path,
+            )
+        )
+    return infos
