@@ -28,9 +28,11 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 # installing the package next keeps it, because any 2.13.0 build satisfies the pin.
 RUN pip install --no-cache-dir "torch==${TORCH_VERSION}" --index-url "${TORCH_INDEX_URL}"
 
-# The package with the extras `ddpg render` and `ddpg export` need; the sources are removed again.
+# The package with the extras `ddpg render` and `ddpg export` need (configs/ installs as its presets);
+# the sources are removed again.
 COPY pyproject.toml README.md /tmp/ddpg-cli/
 COPY ddpg_cli/ /tmp/ddpg-cli/ddpg_cli/
+COPY configs/ /tmp/ddpg-cli/configs/
 RUN pip install --no-cache-dir "/tmp/ddpg-cli[render,export]" \
     && rm -rf /tmp/ddpg-cli \
     && ddpg --version

@@ -2,7 +2,7 @@
 
 `ddpg train halfcheetah` reads `configs/halfcheetah.yaml`. The files live in the repository's
 top-level `configs/` (they are part of the design, next to the docs that measure them); the package
-maps that folder in as `ddpg_cli.presets` (pyproject's package-dir), so an installed wheel carries
+maps that folder in as `ddpg_cli.configs` (pyproject's package-dir), so an installed wheel carries
 them. From a source tree that was not installed, the folder is read where it lies.
 
 A preset's header comments say where its settings come from (`# from: ...`) and, once measured, what
@@ -27,7 +27,7 @@ SUFFIX = ".yaml"
 def presets_dir() -> Path:
     """The folder of the preset files: the installed package's data, or the source tree's configs/."""
     try:
-        spec = importlib.util.find_spec("ddpg_cli.presets")
+        spec = importlib.util.find_spec("ddpg_cli.configs")
     except ImportError:
         spec = None
     for location in (spec.submodule_search_locations or []) if spec else []:

@@ -136,6 +136,9 @@ def test_package_is_installed_with_the_extras_render_and_export_need():
     source = local[0].split("[")[0].rstrip("/")
     copied = {expand(i.args).split()[-1].rstrip("/") for i in of("COPY")}
     assert source in copied, f"{source} is not where the sources are copied ({sorted(copied)})"
+    # Every folder the build maps into the package (the presets in configs/) must be there too.
+    for folder in PYPROJECT["tool"]["setuptools"].get("package-dir", {}).values():
+        assert f"{source}/{folder}" in copied, f"the build needs {folder}/ but it is not copied to {source}/"
 
 
 def test_no_pip_cache_apt_lists_or_secrets_are_left_behind():
@@ -170,7 +173,7 @@ def test_build_context_allows_only_what_is_copied():
 
 def test_configs_resolve_from_the_working_directory_and_runs_land_on_the_volume():
     (workdir,) = of("WORKDIR")
-    config_copies = [i for i in of("COPY") if i.args.split()[0].rstrip("/") == "configs"]
+    config_copies = [i for i in of("COPY") if i.args.split()[0].rstrip("/") == "configs" and i.args.split()[-1].startswith(workdir.args)]
     assert len(config_copies) == 1
     assert config_copies[0].args.split()[-1].rstrip("/") == f"{workdir.args}/configs", "`train configs/smoke.yaml` must resolve in WORKDIR"
     assert (ROOT / "configs" / "smoke.yaml").is_file()

@@ -53,9 +53,13 @@ def comparison_table(groups: list[Group], title: str | None = None) -> Table:
             _number(final["iqm"]),
             f"[{ci[0]:.1f}, {ci[1]:.1f}]" if ci else "-",
             _number(final["mean"]),
-            f"{done}/{len(group.runs)}" + _status_note(group.runs),
+            f"{done}/{len(group.runs)}",
             _wall(group.runs),
         )
+    runs = [run for group in groups for run in group.runs]
+    if note := _status_note(runs):
+        table.caption = f"seeds: runs done of all; {note}"
+        table.caption_justify = "left"
     return table
 
 
@@ -64,8 +68,9 @@ def _number(value: float | None) -> str:
 
 
 def _status_note(runs: list[RunRecord]) -> str:
+    """`1 running, 3 pending`: the runs that are not done, by status ('' when all are)."""
     others = {status: sum(run.status == status for run in runs) for status in ("running", "failed", "interrupted", "pending")}
-    return "".join(f" {count} {status}" for status, count in others.items() if count)
+    return ", ".join(f"{count} {status}" for status, count in others.items() if count)
 
 
 def _wall(runs: list[RunRecord]) -> str:
