@@ -32,6 +32,11 @@ as YAML: `--set agent.actor_hidden=[64,64]`, `--set env.max_episode_steps=null`)
 strictly (`"3"` is not a number, `1.0` is not an integer), NaN and infinities are rejected, and an
 unknown key is an error that names the closest known key. `ddpg config show [CONFIG] [--set ...]`
 prints the config a run would use.
+
+The YAML file can be named by a preset instead of a path: `ddpg train halfcheetah` reads the preset
+`halfcheetah` (`configs/halfcheetah.yaml`, installed with the package), from any directory; a file of
+that name in the working directory wins. `ddpg configs` lists the presets, where their settings come
+from and what they scored.
 """
 
 # The checks that span several keys live in model validators, which carry no field metadata; each is
