@@ -150,18 +150,18 @@ def fixed_threads_needed(config: Config, usable: int | None = None) -> str | Non
     if config.train.device == "cuda" or (config.train.device == "auto" and torch.cuda.is_available()):
         return "CUDA"
     if config.train.compile:
-        return "train.compile (generated kernels split reductions by thread count)"
+        return "train.compile"  # its generated kernels split reductions by thread count
     if config.train.precision != "fp32":
-        return "bf16 runs in oneDNN"
+        return "bf16"  # runs in oneDNN, whose kernels are not covered by MKL's mode
     if config.agent.max_grad_norm is not None:
         return "agent.max_grad_norm"
     if config.agent.batch_size > 32_768:
-        return "a batch of more than 32,768"
+        return "batch over 32,768"
     if not mkl_mode().endswith(",STRICT"):
-        return "MKL's strict reproducibility mode is off"
+        return "MKL strict mode off"
     usable = usable_cpus() if usable is None else usable
     if not _products_ignore_thread_count(config.train.num_envs, config.agent.batch_size, tuple(config.agent.actor_hidden), tuple(config.agent.critic_hidden), usable):
-        return f"on this CPU, products of {config.train.num_envs} or {config.agent.batch_size} rows depend on the thread count"
+        return f"products of {config.train.num_envs} or {config.agent.batch_size} rows depend on it here"
     return None
 
 

@@ -202,3 +202,12 @@ def test_missing_onnx_extra_is_named(run_dir, tmp_path, monkeypatch):
     result = runner.invoke(app, ["export", str(run_dir), "--format", "onnx", "--out", str(tmp_path / "p.onnx")])
     assert_one_line_error(result, "ONNX export needs onnx, onnxruntime, onnxscript (missing: onnxruntime): pip install 'ddpg-cli[export]'")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_td3_run_exports_and_its_export_matches_eval(tmp_path):
+    """With twin critics and target smoothing the checkpoint holds more; the export is the actor alone."""
+    run_dir = smoke_train(tmp_path / "td3", "agent.twin_critics=true", "agent.target_noise=0.2", "agent.policy_delay=2")
+    out = tmp_path / "td3.onnx"
+    export(str(run_dir), "--format", "onnx", "--out", str(out))
+    obs = observations(32)
+    np.testing.assert_allclose(run_onnx(out)(obs), reference_actions(run_dir, obs), rtol=1e-5, atol=1e-5)

@@ -52,9 +52,12 @@ def final_state(run_dir: Path) -> dict:
 
 def assert_same_training_state(a: dict, b: dict) -> None:
     """Bitwise: every network, both optimisers, the replay buffer and the counters."""
-    for key in ("actor", "critic", "actor_target", "critic_target", "normalizer"):
-        for name, tensor in a["agent"][key].items():
+    assert set(a["agent"]) == set(b["agent"])
+    for key in ("actor", "critic", "actor_target", "critic_target", "normalizer", "critic2", "critic2_target"):
+        for name, tensor in a["agent"].get(key, {}).items():
             assert torch.equal(tensor, b["agent"][key][name]), f"{key}.{name} differs"
+    if "target_noise_rng" in a["agent"]:
+        assert torch.equal(a["agent"]["target_noise_rng"], b["agent"]["target_noise_rng"]), "the smoothing noise's generator differs"
     for key in ("actor_optimizer", "critic_optimizer"):
         for index, slot in a["agent"][key]["state"].items():
             for name, value in slot.items():
@@ -139,8 +142,10 @@ def interrupt_at(monkeypatch: pytest.MonkeyPatch, vector_steps: set[int], signum
         ([], [10, 25, 63]),
         # Two envs and termination by the env itself (episodes of 7 steps); twice mid-episode.
         (["train.num_envs=2", "env.id=envs_for_tests:AsymmetricBounds-v0", "env.max_episode_steps=null", "noise.type=ou"], [4, 7, 22]),
+        # TD3's switches: a second critic and target, the smoothing noise's generator, the actor's delay.
+        (["agent.twin_critics=true", "agent.target_noise=0.2", "agent.policy_delay=2"], [45, 63]),
     ],
-    ids=["pendulum", "two-envs-terminating"],
+    ids=["pendulum", "two-envs-terminating", "td3"],
 )
 def test_interrupted_and_resumed_run_is_bitwise_identical(tmp_path, monkeypatch, extra, stops):
     config = sets(TINY + extra)
