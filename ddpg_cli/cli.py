@@ -450,6 +450,139 @@ def _combinations(grid: dict[str, list[Any]]) -> int:
     return count
 
 
+# --- tune ------------------------------------------------------------------------------------------
+
+
+@app.command("tune")
+@reports_errors
+def tune_command(
+    config: Annotated[Optional[Path], typer.Argument(help="A YAML config file or a preset's name (default: the built-in Pendulum-v1 config).", show_default=False)] = None,
+    overrides: Annotated[Optional[list[str]], typer.Option("--set", "-s", metavar="KEY=VALUE", help="Fix a dotted config key for every trial, e.g. a shorter train.total_steps (repeatable).", show_default=False)] = None,
+    space: Annotated[Optional[Path], typer.Option("--space", help="Search space YAML: dotted keys, each {low, high, log} or {choices: [...]} (default: the shipped DDPG space).", show_default=False)] = None,
+    trials: Annotated[Optional[int], typer.Option("--trials", "-n", help="Finished trials the study should reach (with --resume: this many more).  [default: 20]", show_default=False)] = None,
+    seeds_per_trial: Annotated[int, typer.Option("--seeds-per-trial", help="Seeds each trial trains; its value is their mean final return.")] = 1,
+    jobs: Annotated[str, typer.Option("--jobs", "-j", metavar="N|auto", help="Runs at once, as processes; auto fits them to the CPUs, one torch thread each.")] = "auto",
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="The tuning directory (default: runs/tune/<env>-<time>).", show_default=False)] = None,
+    storage: Annotated[Optional[str], typer.Option("--storage", help="An Optuna database URL shared by several machines, or a journal file (default: OUT/optuna-journal.log).", show_default=False)] = None,
+    study: Annotated[Optional[str], typer.Option("--study", help="The study's name; workers with the same --storage and --study share it (default: OUT's name).", show_default=False)] = None,
+    pruner: Annotated[str, typer.Option("--pruner", metavar="median|halving|none", help="Stops unpromising trials at their evaluations.")] = "median",
+    sampler: Annotated[str, typer.Option("--sampler", metavar="tpe|random", help="How settings are drawn (seeded by the config's seed).")] = "tpe",
+    resume: Annotated[Optional[Path], typer.Option("--resume", help="Continue the search in this directory; trials cut off by a crash are retried.", show_default=False)] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No line per trial; only the final table.")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Search hyperparameters with Optuna, each trial's seeds as ordinary runs (processes).
+
+    Pruned trials stop cleanly with their checkpoints; OUT/best.yaml is the best trial's config."""
+    from ddpg_cli.config import load_config
+    from ddpg_cli.experiments.local import LocalEngine
+    from ddpg_cli.experiments.tune import (PRUNERS, SAMPLERS, TuneSetup, finished_count, import_optuna, open_study, read_space_file,
+                                           recover, run_study, space_dimensions, study_report, write_best, write_plots)  # fmt: skip
+    from ddpg_cli.resources import plan_jobs
+
+    jobs_count = _parse_jobs(jobs)
+    if trials is not None and trials < 1:
+        raise ConfigError(f"--trials must be at least 1, got {trials}")
+    if seeds_per_trial < 1:
+        raise ConfigError(f"--seeds-per-trial must be at least 1, got {seeds_per_trial}")
+    if pruner not in PRUNERS:
+        raise ConfigError(f"--pruner must be one of {', '.join(PRUNERS)}, got {pruner!r}")
+    if sampler not in SAMPLERS:
+        raise ConfigError(f"--sampler must be one of {', '.join(SAMPLERS)}, got {sampler!r}")
+    import_optuna()
+    show = err_console if as_json else console
+    if resume is not None:
+        if config is not None or overrides or space is not None or out is not None or storage is not None or study is not None:
+            raise ConfigError("--resume continues a search as it was defined; give only --trials, --jobs, --quiet or --json with it")
+        setup = TuneSetup.load(resume)
+        handle = open_study(setup, create=False)
+        if retried := recover(setup, handle):
+            show.print(f"trials {', '.join(map(str, retried))} were cut off; marked failed, their settings queued again", highlight=False)
+        target = finished_count(handle) + trials if trials is not None else setup.trials
+        setup.trials = target
+    else:
+        base = load_config(config, overrides or [])
+        target_dir = out or Path("runs") / "tune" / default_run_dir(base.env.id, base.seed).name.replace(f"-seed{base.seed}", "")
+        if (target_dir / "tune.yaml").exists():
+            raise ConfigError(f"{target_dir} already holds a search; continue it with ddpg tune --resume {target_dir}, or choose another --out")
+        space_data = read_space_file(space)
+        dimensions = space_dimensions(space_data, base, space or Path("the default space"))
+        from ddpg_cli.config import config_to_dict
+
+        setup = TuneSetup(target_dir.resolve(), config_to_dict(base), space_data, study or target_dir.name, storage, trials or 20, seeds_per_trial, sampler, pruner, 1, dimensions)
+        handle = open_study(setup, create=True)  # a storage that cannot be reached fails here, before anything is written
+        setup.save()
+        target = setup.trials
+    jobs_count, threads = plan_jobs(jobs_count, max(setup.seeds_per_trial, 2), setup.base["train"].get("torch_threads"))
+    jobs_count = max(jobs_count, setup.seeds_per_trial)
+    if resume is None:
+        setup.threads = threads
+    setup.save()
+
+    shown = _relative(setup.out)
+    done_before = finished_count(handle)
+    show.print(
+        f"study {setup.study!r} in {_relative(Path(setup.storage_url())) if '://' not in setup.storage_url() else setup.storage_url()}: "
+        f"{done_before} of {target} trials finished; {setup.seeds_per_trial} seed{'s' if setup.seeds_per_trial != 1 else ''} a trial, "
+        f"{jobs_count} run{'s' if jobs_count != 1 else ''} at once, {setup.threads} torch thread{'s' if setup.threads != 1 else ''} each; {len(setup.dimensions)} hyperparameters",
+        highlight=False, soft_wrap=True,
+    )  # fmt: skip
+
+    def on_trial(outcome: Any) -> None:
+        if quiet or as_json:
+            return
+        value = f"{outcome.value:.2f}" if outcome.value is not None else (outcome.error or "-")
+        params = "  ".join(f"{key.rsplit('.', 1)[-1]}={_short(val)}" for key, val in outcome.params.items())
+        show.print(f"trial {outcome.number:>4} {outcome.state:<8} {value}  {params}", highlight=False, markup=False, soft_wrap=True)
+
+    engine = LocalEngine(jobs_count)
+    outcomes = run_study(setup, handle, engine, target, on_trial)
+    best = write_best(setup, handle)
+    plots = write_plots(setup, handle)
+    report = study_report(setup, handle)
+    if as_json:
+        import json
+
+        typer.echo(json.dumps(report))
+    else:
+        show.print(_trials_table(report))
+        if best is not None:
+            show.print(f"best: trial {report['best']['number']}, {report['best']['value']:.2f}; its config: {_relative(best)} (ddpg train {_relative(best)})", highlight=False, soft_wrap=True)
+        for plot in plots:
+            show.print(f"wrote {_relative(plot)}", highlight=False, soft_wrap=True)
+        if "://" not in setup.storage_url():
+            show.print(f"live view: optuna-dashboard {_relative(Path(setup.storage_url()))}", highlight=False, soft_wrap=True)
+    if engine.stop_signal is not None:
+        show.print(f"[yellow]stopped by {engine.stop_signal}[/]; the runs saved; resume with: ddpg tune --resume {shown}", highlight=False, soft_wrap=True)
+        raise typer.Exit(EXIT_CODES[engine.stop_signal])
+    if report["best"] is None and any(o.state == "failed" for o in outcomes):
+        raise typer.Exit(1)
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    return str(value).replace(" ", "")
+
+
+def _trials_table(report: dict[str, Any], top: int = 10) -> Any:
+    from rich.table import Table
+
+    trials = report["trials"]
+    ranked = sorted((t for t in trials if t["value"] is not None), key=lambda t: t["value"], reverse=True)[:top]
+    counts = {state: sum(t["state"] == state for t in trials) for state in ("complete", "pruned", "failed", "running")}
+    title = f"study {report['study']}: " + ", ".join(f"{n} {state}" for state, n in counts.items() if n) + (f"; the best {len(ranked)}" if ranked else "")
+    table = Table(title=title, title_justify="left")
+    table.add_column("trial", justify="right")
+    table.add_column("value", justify="right", no_wrap=True)
+    table.add_column("state")
+    table.add_column("settings", overflow="fold")
+    for trial in ranked:  # a pruned trial's value is its last reported evaluation
+        settings = "  ".join(f"{key.rsplit('.', 1)[-1]}={_short(value)}" for key, value in trial["params"].items())
+        table.add_row(str(trial["number"]), f"{trial['value']:.2f}", trial["state"], settings)
+    return table
+
+
 # --- presets ---------------------------------------------------------------------------------------
 
 

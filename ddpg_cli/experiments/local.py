@@ -11,8 +11,8 @@ the engine starts nothing new and returns once all have exited. If the engine it
 
 from __future__ import annotations
 
+import contextlib
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -20,7 +20,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from ddpg_cli.checkpoint import LAST, checkpoint_dir
 from ddpg_cli.config import config_to_yaml
@@ -52,37 +52,52 @@ class RunProgress:
 
 
 class LocalEngine:
+    """Starts runs as child processes and follows them. `run` is a sweep's whole schedule; a tuner
+    drives `start`, `reap` and `stop_run` itself, inside `handling_signals`."""
+
     def __init__(self, jobs: int, python: str = sys.executable) -> None:
         self.jobs = jobs
         self.python = python
         self.stop_signal: str | None = None
         self._children: dict[Path, subprocess.Popen[str]] = {}
         self._lock = threading.Lock()
+        self._active: list[RunProgress] = []
 
     def run(self, specs: list[RunSpec], on_change: Callable[[list[RunProgress]], None] | None = None, poll_s: float = 0.2) -> list[RunProgress]:
         """Run every spec, `jobs` at a time, until all have ended or a stop signal came. `on_change` is
         called with every run's progress each time something changes (and at least every `poll_s`)."""
         runs = [RunProgress(spec, total=spec.config.train.total_steps) for spec in specs]
         waiting = list(runs)
-        previous = {signum: signal.signal(signum, self._on_signal) for signum in (signal.SIGINT, signal.SIGTERM)}
-        try:
+        with self.handling_signals():
             while True:
-                while waiting and self.stop_signal is None and len(self._children) < self.jobs:
-                    self._start(waiting.pop(0))
-                self._reap(runs)
+                while waiting and self.stop_signal is None and self.running() < self.jobs:
+                    self.start(waiting.pop(0))
+                self.reap()
                 if on_change:
                     on_change(runs)
-                if not self._children and (not waiting or self.stop_signal is not None):
+                if not self.running() and (not waiting or self.stop_signal is not None):
                     break
                 time.sleep(poll_s)
+        return runs
+
+    @contextlib.contextmanager
+    def handling_signals(self) -> Iterator[None]:
+        """SIGINT and SIGTERM reach every running child (which saves and stops) and set stop_signal."""
+        previous = {signum: signal.signal(signum, self._on_signal) for signum in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
         finally:
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
-        return runs
+
+    def running(self) -> int:
+        with self._lock:
+            return len(self._children)
 
     # --- children ----------------------------------------------------------------------------------
 
-    def _start(self, run: RunProgress) -> None:
+    def start(self, run: RunProgress) -> None:
+        """Launch the run: resume it from its `last.pt`, or start it afresh."""
         spec = run.spec
         run_dir = spec.run_dir
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -106,6 +121,7 @@ class LocalEngine:
         log.close()  # the child holds its own copy
         with self._lock:
             self._children[run_dir] = child
+        self._active.append(run)
         run.status, run.started = "running", time.monotonic()
         threading.Thread(target=self._read_events, args=(run, child), name=f"events-{spec.setting}-{spec.seed}", daemon=True).start()
 
@@ -127,14 +143,18 @@ class LocalEngine:
                 run.step, run.last_eval = int(event["step"]), float(event["mean"])
             run.events.append(event)
 
-    def _reap(self, runs: list[RunProgress]) -> None:
-        for run in runs:
+    def reap(self) -> list[RunProgress]:
+        """The runs that have ended since the last call, their status set: done, interrupted (a stop
+        signal, theirs or the engine's) or failed (with the reason from their log)."""
+        ended = []
+        for run in list(self._active):
             child = self._children.get(run.spec.run_dir)
             if child is None or child.poll() is None:
                 continue
             code = child.wait()
             with self._lock:
                 del self._children[run.spec.run_dir]
+            self._active.remove(run)
             if code == 0:
                 run.status = "done"
                 run.step = run.total
@@ -144,6 +164,16 @@ class LocalEngine:
                 run.status = "failed"
                 run.error = _last_error(run.spec.run_dir / LOG_FILE) or f"exited with code {code}"
                 record_failure(run.spec.run_dir, code, run.error)
+            ended.append(run)
+        return ended
+
+    def stop_run(self, run: RunProgress) -> None:
+        """Ask one run to save and stop (SIGTERM); `reap` reports it once it has."""
+        with self._lock:
+            child = self._children.get(run.spec.run_dir)
+        if child is not None and child.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                child.send_signal(signal.SIGTERM)
 
     def _on_signal(self, signum: int, frame: object) -> None:
         # Every running child saves and stops (a terminal's Ctrl-C reaches them too; a second signal
