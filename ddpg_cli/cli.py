@@ -596,7 +596,7 @@ def configs_command(as_json: JsonOption = False) -> None:
 
     presets = describe_presets()
     if as_json:
-        items = [{"name": p.name, "env_id": p.env_id, "total_steps": p.total_steps, "measured": p.measured, "from": p.source, "path": str(p.path)} for p in presets]
+        items = [{"name": p.name, "env_id": p.env_id, "total_steps": p.total_steps, "measured": p.measured, "measured_detail": p.measured_detail, "from": p.source, "path": str(p.path)} for p in presets]
         typer.echo(json.dumps({"presets": items}))
         return
     from rich.table import Table

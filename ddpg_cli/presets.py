@@ -63,7 +63,8 @@ class PresetInfo:
     env_id: str
     total_steps: int
     source: str  # where its settings come from
-    measured: str | None  # what it scored here, once measured
+    measured: str | None  # what it scored here, once measured: the headline (the header's first line)
+    measured_detail: str | None  # ... and the protocol, the seeds and the command
     path: Path
 
 
@@ -94,7 +95,8 @@ def describe_presets() -> list[PresetInfo]:
                 env_id=str(data.get("env", {}).get("id", "Pendulum-v1")),
                 total_steps=int(data.get("train", {}).get("total_steps", 20_000)),
                 source=" ".join(header["from"]) or "-",
-                measured=" ".join(header["measured"]) or None,
+                measured=header["measured"][0] if header["measured"] else None,
+                measured_detail=" ".join(header["measured"][1:]) or None,
                 path=path,
             )
         )

@@ -160,9 +160,7 @@ def _storage(optuna: Any, setup: TuneSetup) -> Any:
         Path(url).parent.mkdir(parents=True, exist_ok=True)
         return JournalStorage(JournalFileBackend(url))
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # Optuna calls heartbeats experimental; they are what marks dead workers' trials failed
-            return optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True}, heartbeat_interval=60, grace_period=180)
+        return optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True})
     except ImportError as exc:
         raise MissingExtraError(f"--storage {url}: the database driver is not installed ({exc})") from None
     except Exception as exc:  # noqa: BLE001 - SQLAlchemy's errors vary by driver; all mean "unreachable"
