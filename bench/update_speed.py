@@ -27,9 +27,12 @@ VARIANTS = {
 }
 
 
-def build(variant: str, obs_dim: int, action_dim: int, hidden: int, batch: int) -> tuple[DDPGAgent, ReplayBuffer]:
+TD3 = {"twin_critics": True, "target_noise": 0.2, "target_noise_clip": 0.5, "policy_delay": 2}
+
+
+def build(variant: str, obs_dim: int, action_dim: int, hidden: int, batch: int, td3: bool = False) -> tuple[DDPGAgent, ReplayBuffer]:
     torch.manual_seed(0)
-    config = AgentConfig(actor_hidden=[hidden, hidden], critic_hidden=[hidden, hidden], batch_size=batch)
+    config = AgentConfig(actor_hidden=[hidden, hidden], critic_hidden=[hidden, hidden], batch_size=batch, **(TD3 if td3 else {}))
     agent = DDPGAgent(obs_dim, action_dim, config, **VARIANTS[variant])
     buffer = ReplayBuffer(100_000, obs_dim, action_dim)
     for _ in range(100):
@@ -54,6 +57,7 @@ def main() -> None:
     parser.add_argument("--updates", type=int, default=300, help="updates per timing")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    parser.add_argument("--td3", action="store_true", help="TD3's switches on (twin critics, target smoothing, policy delay 2)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -61,7 +65,7 @@ def main() -> None:
     generator = torch.Generator().manual_seed(0)
     setups = {}
     for name in names:
-        agent, buffer = build(name, args.obs_dim, args.action_dim, args.hidden, args.batch)
+        agent, buffer = build(name, args.obs_dim, args.action_dim, args.hidden, args.batch, args.td3)
         start = time.perf_counter()
         time_updates(agent, buffer, generator, 30, args.batch)  # warm-up, and compilation when compiled
         setups[name] = (agent, buffer, time.perf_counter() - start)
@@ -71,7 +75,7 @@ def main() -> None:
             agent, buffer, _ = setups[name]
             times[name].append(time_updates(agent, buffer, generator, args.updates, args.batch))
 
-    print(f"obs {args.obs_dim}, action {args.action_dim}, {args.hidden}x{args.hidden} MLPs, batch {args.batch}, torch threads {torch.get_num_threads()}, {args.rounds} rounds of {args.updates} updates")
+    print(f"obs {args.obs_dim}, action {args.action_dim}, {args.hidden}x{args.hidden} MLPs, batch {args.batch}{', TD3' if args.td3 else ''}, torch threads {torch.get_num_threads()}, {args.rounds} rounds of {args.updates} updates")
     base = statistics.median(times[names[0]])
     print(f"{'variant':<14} {'ms/update':>10} {'updates/s':>10} {'vs ' + names[0]:>10} {'warm-up s':>10}  all rounds (ms)")
     for name in names:

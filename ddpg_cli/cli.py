@@ -288,6 +288,9 @@ def export_command(
 
 # --- many runs: sweep, compare, plot --------------------------------------------------------------
 
+GpusOption = Annotated[Optional[float], typer.Option("--gpus-per-run", min=0, help="With --engine ray: GPUs each run asks Ray for (a fraction shares one; default 1 when train.device is cuda, else 0).", show_default=False)]
+EngineOption = Annotated[str, typer.Option("--engine", metavar="local|ray", help="local: processes on this machine; ray: trials of Ray Tune, on a Ray cluster.")]
+AddressOption = Annotated[Optional[str], typer.Option("--address", help="With --engine ray: the cluster to join (auto, or HOST:PORT; default: RAY_ADDRESS, else a new local one).", show_default=False)]
 OverridesOption = Annotated[Optional[list[str]], typer.Option("--set", "-s", metavar="KEY=VALUE", help="Override a dotted config key for every run (repeatable).", show_default=False)]
 RunPathsArgument = Annotated[list[Path], typer.Argument(help="Sweep directories, run directories, or folders holding them.", show_default=False)]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object to stdout and nothing else there.")]
@@ -305,6 +308,9 @@ def sweep_command(
     resume: Annotated[Optional[Path], typer.Option("--resume", help="Continue the sweep in this directory: unfinished runs resume, failed ones retry.", show_default=False)] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No live table; one line per run that ends.")] = False,
     as_json: JsonOption = False,
+    engine_name: EngineOption = "local",
+    address: AddressOption = None,
+    gpus_per_run: GpusOption = None,
 ) -> None:
     """Train many runs at once, each seed of each --grid setting in its own process.
 
@@ -316,10 +322,15 @@ def sweep_command(
     from ddpg_cli.experiments.sweep_view import LiveSweepView, QuietSweepView
     from ddpg_cli.resources import plan_jobs
 
+    from ddpg_cli.experiments.ray_engine import check_engine
+
+    check_engine(engine_name)
+    if address is not None and engine_name != "ray":
+        raise ConfigError("--address joins a Ray cluster; use it with --engine ray")
     jobs_count = _parse_jobs(jobs)
     if resume is not None:
         if config is not None or overrides or seeds is not None or grid or out is not None:
-            raise ConfigError("--resume continues a sweep as it was defined; give only --jobs, --quiet or --json with it")
+            raise ConfigError("--resume continues a sweep as it was defined; give only --jobs, --engine, --address, --quiet or --json with it")
         sweep = Sweep.load(resume)
         jobs_count, _ = plan_jobs(jobs_count, len(sweep.runs()), sweep.threads)
     else:
@@ -351,18 +362,23 @@ def sweep_command(
     )  # fmt: skip
     if not todo:
         show.print(f"every run of {shown} is done; nothing to do", highlight=False, soft_wrap=True)
-    view = QuietSweepView(show) if quiet or as_json else LiveSweepView(show)
-    engine = LocalEngine(jobs_count)
-    with view:
-        runs = engine.run(todo, on_change=view) if todo else []
+    stop_signal = None
+    if engine_name == "ray":
+        runs, stop_signal = _sweep_on_ray(sweep, todo, address, gpus_per_run, show)
+    else:
+        view = QuietSweepView(show) if quiet or as_json else LiveSweepView(show)
+        engine = LocalEngine(jobs_count)
+        with view:
+            runs = engine.run(todo, on_change=view) if todo else []
+        stop_signal = engine.stop_signal
 
     groups = group_runs(collect_runs([sweep.out]))
     _report_comparison(groups, as_json, show, title=f"{' · '.join(dict.fromkeys(g.env_id for g in groups))} · {shown}")
     failed = [run for run in runs if run.status == "failed"]
-    if engine.stop_signal is not None:
+    if stop_signal is not None:
         saved = sum(run.status == "interrupted" for run in runs)
-        show.print(f"[yellow]stopped by {engine.stop_signal}[/]: {saved} running run{'s' if saved != 1 else ''} saved\nresume with: ddpg sweep --resume {shown}", highlight=False, soft_wrap=True)
-        raise typer.Exit(EXIT_CODES[engine.stop_signal])
+        show.print(f"[yellow]stopped by {stop_signal}[/]: {saved} running run{'s' if saved != 1 else ''} saved\nresume with: ddpg sweep --resume {shown}", highlight=False, soft_wrap=True)
+        raise typer.Exit(EXIT_CODES[stop_signal])
     if failed:
         for run in failed:
             err_console.print(f"[bold red]failed:[/] {run.spec.setting} seed {run.spec.seed}: {run.error}", highlight=False, soft_wrap=True)
@@ -423,6 +439,33 @@ def _report_comparison(groups: list[Any], as_json: bool, show: Console, title: s
         show.print(comparison_table(groups, title=title))
 
 
+def _sweep_on_ray(sweep: Any, todo: list[Any], address: str | None, gpus: float | None, show: Console) -> tuple[list[Any], str | None]:
+    """Run the sweep's unfinished runs as Ray Tune trials; (their progress, the stop signal if any)."""
+    from ddpg_cli.experiments.ray_engine import connect, run_sweep_on_ray
+    from ddpg_cli.experiments.sweep import SWEEP_FILE
+    from ddpg_cli.experiments.sweep_view import QuietSweepView
+    from ddpg_cli.resources import usable_cpus
+
+    if not todo:
+        return [], None
+    import ray
+
+    connect(address, num_cpus=usable_cpus())
+    view = QuietSweepView(show, total=len(todo))
+    received: list[str] = []
+    try:
+        if gpus is None:
+            gpus = 1.0 if todo[0].config.train.device == "cuda" else 0.0
+        runs = run_sweep_on_ray(todo, sweep.out, sweep.out / SWEEP_FILE, sweep.threads, gpus, on_end=lambda run: view([run]))
+    except KeyboardInterrupt:
+        received.append("SIGINT")
+        runs = []
+    finally:
+        ray.shutdown()
+    interrupted = [run for run in runs if run.status == "interrupted"]
+    return runs, ("SIGINT" if received or interrupted else None)
+
+
 def _relative(path: Path) -> Path:
     """`path` as seen from the working directory when it lies below it (shorter to read and to paste)."""
     try:
@@ -470,6 +513,9 @@ def tune_command(
     resume: Annotated[Optional[Path], typer.Option("--resume", help="Continue the search in this directory; trials cut off by a crash are retried.", show_default=False)] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No line per trial; only the final table.")] = False,
     as_json: JsonOption = False,
+    engine_name: EngineOption = "local",
+    address: AddressOption = None,
+    gpus_per_run: GpusOption = None,
 ) -> None:
     """Search hyperparameters with Optuna, each trial's seeds as ordinary runs (processes).
 
@@ -480,6 +526,13 @@ def tune_command(
                                            recover, run_study, space_dimensions, study_report, write_best, write_plots)  # fmt: skip
     from ddpg_cli.resources import plan_jobs
 
+    from ddpg_cli.experiments.ray_engine import check_engine
+
+    check_engine(engine_name)
+    if address is not None and engine_name != "ray":
+        raise ConfigError("--address joins a Ray cluster; use it with --engine ray")
+    if engine_name == "ray" and (storage is not None or study is not None):
+        raise ConfigError("--storage and --study are for the local engine; with --engine ray the search lives in Ray's experiment under OUT/ray")
     jobs_count = _parse_jobs(jobs)
     if trials is not None and trials < 1:
         raise ConfigError(f"--trials must be at least 1, got {trials}")
@@ -495,11 +548,16 @@ def tune_command(
         if config is not None or overrides or space is not None or out is not None or storage is not None or study is not None:
             raise ConfigError("--resume continues a search as it was defined; give only --trials, --jobs, --quiet or --json with it")
         setup = TuneSetup.load(resume)
-        handle = open_study(setup, create=False)
-        if retried := recover(setup, handle):
-            show.print(f"trials {', '.join(map(str, retried))} were cut off; marked failed, their settings queued again", highlight=False)
-        target = finished_count(handle) + trials if trials is not None else setup.trials
-        setup.trials = target
+        if setup.engine == "ray":
+            if trials is not None:
+                raise ConfigError("a search on Ray resumes to the trials it was given; start a new search for more")
+            handle, target = None, setup.trials
+        else:
+            handle = open_study(setup, create=False)
+            if retried := recover(setup, handle):
+                show.print(f"trials {', '.join(map(str, retried))} were cut off; marked failed, their settings queued again", highlight=False)
+            target = finished_count(handle) + trials if trials is not None else setup.trials
+            setup.trials = target
     else:
         base = load_config(config, overrides or [])
         target_dir = out or Path("runs") / "tune" / default_run_dir(base.env.id, base.seed).name.replace(f"-seed{base.seed}", "")
@@ -509,8 +567,8 @@ def tune_command(
         dimensions = space_dimensions(space_data, base, space or Path("the default space"))
         from ddpg_cli.config import config_to_dict
 
-        setup = TuneSetup(target_dir.resolve(), config_to_dict(base), space_data, study or target_dir.name, storage, trials or 20, seeds_per_trial, sampler, pruner, 1, dimensions)
-        handle = open_study(setup, create=True)  # a storage that cannot be reached fails here, before anything is written
+        setup = TuneSetup(target_dir.resolve(), config_to_dict(base), space_data, study or target_dir.name, storage, trials or 20, seeds_per_trial, sampler, pruner, 1, engine_name, dimensions)
+        handle = open_study(setup, create=True) if engine_name == "local" else None  # an unreachable storage fails here, before anything is written
         setup.save()
         target = setup.trials
     jobs_count, threads = plan_jobs(jobs_count, max(setup.seeds_per_trial, 2), setup.base["train"].get("torch_threads"))
@@ -520,7 +578,7 @@ def tune_command(
     setup.save()
 
     shown = _relative(setup.out)
-    done_before = finished_count(handle)
+    done_before = finished_count(handle) if handle is not None else 0
     show.print(
         f"study {setup.study!r} in {_relative(Path(setup.storage_url())) if '://' not in setup.storage_url() else setup.storage_url()}: "
         f"{done_before} of {target} trials finished; {setup.seeds_per_trial} seed{'s' if setup.seeds_per_trial != 1 else ''} a trial, "
@@ -535,8 +593,17 @@ def tune_command(
         params = "  ".join(f"{key.rsplit('.', 1)[-1]}={_short(val)}" for key, val in outcome.params.items())
         show.print(f"trial {outcome.number:>4} {outcome.state:<8} {value}  {params}", highlight=False, markup=False, soft_wrap=True)
 
-    engine = LocalEngine(jobs_count)
-    outcomes = run_study(setup, handle, engine, target, on_trial)
+    stop_signal = None
+    if setup.engine == "ray":
+        handle, stop_signal = _tune_on_ray(setup, address, gpus_per_run, on_trial, resume is not None)
+        outcomes = []
+    else:
+        engine = LocalEngine(jobs_count)
+        outcomes = run_study(setup, handle, engine, target, on_trial)
+        stop_signal = engine.stop_signal
+    if handle is None:  # a search on Ray stopped before it reported anything
+        show.print(f"[yellow]stopped by {stop_signal}[/]; resume with: ddpg tune --resume {shown}", highlight=False, soft_wrap=True)
+        raise typer.Exit(EXIT_CODES[stop_signal or "SIGINT"])
     best = write_best(setup, handle)
     plots = write_plots(setup, handle)
     report = study_report(setup, handle)
@@ -552,11 +619,30 @@ def tune_command(
             show.print(f"wrote {_relative(plot)}", highlight=False, soft_wrap=True)
         if "://" not in setup.storage_url():
             show.print(f"live view: optuna-dashboard {_relative(Path(setup.storage_url()))}", highlight=False, soft_wrap=True)
-    if engine.stop_signal is not None:
-        show.print(f"[yellow]stopped by {engine.stop_signal}[/]; the runs saved; resume with: ddpg tune --resume {shown}", highlight=False, soft_wrap=True)
-        raise typer.Exit(EXIT_CODES[engine.stop_signal])
-    if report["best"] is None and any(o.state == "failed" for o in outcomes):
+    if stop_signal is not None:
+        show.print(f"[yellow]stopped by {stop_signal}[/]; the runs saved; resume with: ddpg tune --resume {shown}", highlight=False, soft_wrap=True)
+        raise typer.Exit(EXIT_CODES[stop_signal])
+    if report["best"] is None and any(t["state"] == "failed" for t in report["trials"]):
         raise typer.Exit(1)
+
+
+def _tune_on_ray(setup: Any, address: str | None, gpus: float | None, on_trial: Callable[[Any], None], resume: bool) -> tuple[Any, str | None]:
+    """Run the search as a Ray Tune experiment; (its trials as an Optuna study, the stop signal if any)."""
+    from ddpg_cli.experiments.ray_engine import connect, tune_on_ray
+    from ddpg_cli.resources import usable_cpus
+
+    import ray
+
+    gpus = gpus if gpus is not None else (1.0 if setup.base_config.train.device == "cuda" else 0.0)
+    connect(address, num_cpus=usable_cpus())
+    try:
+        study = tune_on_ray(setup, gpus, on_trial, resume)
+    except KeyboardInterrupt:
+        return None, "SIGINT"
+    finally:
+        ray.shutdown()
+    unfinished = sum(t.state.name == "PRUNED" and not t.intermediate_values for t in study.trials)
+    return study, ("SIGINT" if unfinished and len(study.trials) < setup.trials else None)
 
 
 def _short(value: Any) -> str:

@@ -100,25 +100,7 @@ class LocalEngine:
         """Launch the run: resume it from its `last.pt`, or start it afresh."""
         spec = run.spec
         run_dir = spec.run_dir
-        run_dir.mkdir(parents=True, exist_ok=True)
-        clear_failure(run_dir)
-        if (checkpoint_dir(run_dir) / LAST).is_file():
-            args = ["train", "--resume", str(run_dir)]
-        else:
-            _clear_unsaved(run_dir)
-            config_file = run_dir / "config.yaml"
-            config_file.write_text(config_to_yaml(spec.config), encoding="utf-8")
-            args = ["train", str(config_file), "--run-dir", str(run_dir)]
-        log = open(run_dir / LOG_FILE, "a", encoding="utf-8")
-        child = subprocess.Popen(
-            [self.python, "-m", "ddpg_cli", *args, "--events"],
-            stdout=subprocess.PIPE,
-            stderr=log,
-            stdin=subprocess.DEVNULL,
-            text=True,
-            bufsize=1,
-        )
-        log.close()  # the child holds its own copy
+        child = launch(spec, self.python)
         with self._lock:
             self._children[run_dir] = child
         self._active.append(run)
@@ -162,7 +144,7 @@ class LocalEngine:
                 run.status = "interrupted"
             else:
                 run.status = "failed"
-                run.error = _last_error(run.spec.run_dir / LOG_FILE) or f"exited with code {code}"
+                run.error = last_error(run.spec.run_dir / LOG_FILE) or f"exited with code {code}"
                 record_failure(run.spec.run_dir, code, run.error)
             ended.append(run)
         return ended
@@ -190,6 +172,23 @@ class LocalEngine:
                     pass
 
 
+def launch(spec: RunSpec, python: str = sys.executable) -> subprocess.Popen[str]:
+    """Start `ddpg train --events` for a run spec: `--resume` from its `last.pt` when it has one, else
+    afresh from its config. Its events come on the child's stdout; its human output goes to RUN/train.log."""
+    run_dir = spec.run_dir
+    run_dir.mkdir(parents=True, exist_ok=True)
+    clear_failure(run_dir)
+    if (checkpoint_dir(run_dir) / LAST).is_file():
+        args = ["train", "--resume", str(run_dir)]
+    else:
+        _clear_unsaved(run_dir)
+        config_file = run_dir / "config.yaml"
+        config_file.write_text(config_to_yaml(spec.config), encoding="utf-8")
+        args = ["train", str(config_file), "--run-dir", str(run_dir)]
+    with open(run_dir / LOG_FILE, "a", encoding="utf-8") as log:  # the child holds its own copy
+        return subprocess.Popen([python, "-m", "ddpg_cli", *args, "--events"], stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL, text=True, bufsize=1)
+
+
 def _clear_unsaved(run_dir: Path) -> None:
     """What a run killed before its first `last.pt` left behind (a best.pt, TensorBoard events, the
     first evaluations): it starts again from scratch, and its files with it."""
@@ -202,7 +201,7 @@ def _clear_unsaved(run_dir: Path) -> None:
         (run_dir / name).unlink(missing_ok=True)
 
 
-def _last_error(log: Path) -> str | None:
+def last_error(log: Path) -> str | None:
     """The one-line reason a failed run gave (its last `error: ...` line), without the prefix."""
     try:
         lines = log.read_text(encoding="utf-8", errors="replace").splitlines()

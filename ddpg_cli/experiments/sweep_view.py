@@ -62,9 +62,10 @@ def run_table(runs: list[RunProgress]) -> Table:
 class QuietSweepView:
     """One line per run that ends (done, failed or interrupted), with how many have ended so far."""
 
-    def __init__(self, console: Console) -> None:
+    def __init__(self, console: Console, total: int | None = None) -> None:
         self.console = console
-        self.reported: set[int] = set()
+        self.total = total  # how many runs there are, when the calls see only some of them
+        self.reported: set[str] = set()
         self.started = time.monotonic()
 
     def __enter__(self) -> QuietSweepView:
@@ -74,13 +75,14 @@ class QuietSweepView:
         pass
 
     def __call__(self, runs: list[RunProgress]) -> None:
-        for index, run in enumerate(runs):
-            if index in self.reported or run.status in ("pending", "running"):
+        for run in runs:
+            key = str(run.spec.run_dir)
+            if key in self.reported or run.status in ("pending", "running"):
                 continue
-            self.reported.add(index)
+            self.reported.add(key)
             detail = f"eval {run.last_eval:.1f}" if run.status == "done" and run.last_eval is not None else (run.error or "")
             self.console.print(
-                f"{run.status:<11} {run.spec.setting} seed {run.spec.seed}: {run.step:,} steps {detail}  ({len(self.reported)}/{len(runs)})".rstrip(),
+                f"{run.status:<11} {run.spec.setting} seed {run.spec.seed}: {run.step:,} steps {detail}  ({len(self.reported)}/{self.total or len(runs)})".rstrip(),
                 highlight=False,
                 markup=False,
                 soft_wrap=True,

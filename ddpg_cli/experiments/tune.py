@@ -67,6 +67,7 @@ class TuneSetup:
     sampler: str = "tpe"
     pruner: str = "median"
     threads: int = 1
+    engine: str = "local"  # local, or ray: the experiment then lives under OUT/ray
     dimensions: list[Dimension] = field(default_factory=list, repr=False)
 
     @property
@@ -74,13 +75,15 @@ class TuneSetup:
         return build_config(self.base)
 
     def storage_url(self) -> str:
+        if self.engine == "ray":
+            return str(self.out / "ray" / "tune")
         return self.storage or str(self.out / JOURNAL_FILE)
 
     def save(self) -> None:
         self.out.mkdir(parents=True, exist_ok=True)
         document = {"format": FORMAT_NAME, "format_version": 1, "study": self.study, "storage": self.storage, "trials": self.trials,
                     "seeds_per_trial": self.seeds_per_trial, "sampler": self.sampler, "pruner": self.pruner, "threads": self.threads,
-                    "space": self.space, "base": self.base}  # fmt: skip
+                    "engine": self.engine, "space": self.space, "base": self.base}  # fmt: skip
         temp = self.out / f".{TUNE_FILE}.tmp"
         temp.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
         temp.replace(self.out / TUNE_FILE)
@@ -96,7 +99,8 @@ class TuneSetup:
         if not isinstance(document, dict) or document.get("format") != FORMAT_NAME:
             raise ConfigError(f"{path} is not a ddpg-cli tuning file")
         setup = cls(out.resolve(), document["base"], document["space"], document["study"], document.get("storage"), int(document["trials"]),
-                    int(document["seeds_per_trial"]), document["sampler"], document["pruner"], int(document["threads"]))  # fmt: skip
+                    int(document["seeds_per_trial"]), document["sampler"], document["pruner"], int(document["threads"]),
+                    str(document.get("engine", "local")))  # fmt: skip
         setup.dimensions = space_dimensions(setup.space, setup.base_config, path)
         return setup
 
@@ -379,7 +383,7 @@ def study_report(setup: TuneSetup, study: Any) -> dict[str, Any]:
             "number": trial.number,
             "state": {"complete": "complete", "pruned": "pruned", "fail": "failed", "running": "running", "waiting": "waiting"}.get(state, state),
             "value": trial.value,
-            "params": _decoded(trial.params),
+            "params": decode_params(trial.params),
             "run_dirs": trial.user_attrs.get("run_dirs", []),
         })  # fmt: skip
     best = best_trial(study)
@@ -387,7 +391,7 @@ def study_report(setup: TuneSetup, study: Any) -> dict[str, Any]:
         "study": setup.study,
         "storage": setup.storage_url(),
         "trials": trials,
-        "best": None if best is None else {"number": best.number, "value": best.value, "params": _decoded(best.params), "config": str(setup.out / "best.yaml")},
+        "best": None if best is None else {"number": best.number, "value": best.value, "params": decode_params(best.params), "config": str(setup.out / "best.yaml")},
     }
 
 
@@ -398,7 +402,8 @@ def best_trial(study: Any) -> Any | None:
     return max(complete, key=lambda trial: trial.value) if complete else None
 
 
-def _decoded(params: dict[str, Any]) -> dict[str, Any]:
+def decode_params(params: dict[str, Any]) -> dict[str, Any]:
+    """Trial parameters as config values: list choices travel through Optuna as JSON text."""
     return {key: json.loads(value) if isinstance(value, str) and value[:1] in "[{" else value for key, value in params.items()}
 
 
@@ -408,7 +413,7 @@ def write_best(setup: TuneSetup, study: Any) -> Path | None:
     best = best_trial(study)
     if best is None:
         return None
-    config = apply(setup.base_config, _decoded(best.params))
+    config = apply(setup.base_config, decode_params(best.params))
     data = config_to_dict(config)
     data["train"]["torch_threads"] = setup.base["train"].get("torch_threads")
     path = setup.out / "best.yaml"
