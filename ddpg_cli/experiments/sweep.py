@@ -12,14 +12,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from ddpg_cli.config import Config, build_config, config_to_dict, parse_yaml
 from ddpg_cli.errors import ConfigError
+from ddpg_cli.experiments.records import read_record, write_record
 
 SWEEP_FILE = "sweep.yaml"
 FORMAT_NAME = "ddpg-cli-sweep"
-FORMAT_VERSION = 1
 BASE_SETTING = "base"  # the setting's name when there is no grid
 
 
@@ -74,38 +72,17 @@ class Sweep:
     # --- sweep.yaml --------------------------------------------------------------------------------
 
     def save(self) -> None:
-        self.out.mkdir(parents=True, exist_ok=True)
-        document = {
-            "format": FORMAT_NAME,
-            "format_version": FORMAT_VERSION,
-            "source": self.source,
-            "overrides": self.overrides,
-            "grid": self.grid,
-            "seeds": self.seeds,
-            "threads": self.threads,
-            "base": self.base,
-        }
-        temp = self.out / f".{SWEEP_FILE}.tmp"
-        temp.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
-        temp.replace(self.out / SWEEP_FILE)
+        write_record(self.out / SWEEP_FILE, FORMAT_NAME, {"source": self.source, "overrides": self.overrides, "grid": self.grid,
+                                                          "seeds": self.seeds, "threads": self.threads, "base": self.base})  # fmt: skip
 
     @classmethod
     def load(cls, out: Path) -> Sweep:
-        path = out / SWEEP_FILE
-        if not out.is_dir():
-            raise ConfigError(f"cannot resume: {out} is not a directory")
-        if not path.is_file():
-            raise ConfigError(f"{out} is not a sweep directory (no {SWEEP_FILE})")
-        document = parse_yaml(path.read_text(encoding="utf-8"), str(path))
-        if not isinstance(document, dict) or document.get("format") != FORMAT_NAME:
-            raise ConfigError(f"{path} is not a ddpg-cli sweep file")
-        if document.get("format_version") != FORMAT_VERSION:
-            raise ConfigError(f"{path} has sweep format version {document.get('format_version')}; this ddpg-cli reads version {FORMAT_VERSION}")
+        document = read_record(out, SWEEP_FILE, FORMAT_NAME, "sweep")
         try:
             sweep = cls(out.resolve(), dict(document["base"]), [int(s) for s in document["seeds"]], dict(document.get("grid") or {}),
                         int(document["threads"]), document.get("source"), list(document.get("overrides") or []))  # fmt: skip
         except (KeyError, TypeError, ValueError) as exc:
-            raise ConfigError(f"{path} is damaged: {exc}") from None
+            raise ConfigError(f"{out / SWEEP_FILE} is damaged: {exc}") from None
         sweep.runs()  # the same checks as when it was created
         return sweep
 

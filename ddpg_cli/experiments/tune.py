@@ -28,6 +28,7 @@ import yaml
 from ddpg_cli.config import Config, build_config, config_to_dict, config_to_yaml, parse_yaml
 from ddpg_cli.errors import ConfigError, DdpgError, MissingExtraError
 from ddpg_cli.experiments.local import LocalEngine, RunProgress
+from ddpg_cli.experiments.records import read_record, write_record
 from ddpg_cli.experiments.space import Dimension, apply, load_space
 from ddpg_cli.experiments.sweep import RunSpec
 
@@ -80,28 +81,20 @@ class TuneSetup:
         return self.storage or str(self.out / JOURNAL_FILE)
 
     def save(self) -> None:
-        self.out.mkdir(parents=True, exist_ok=True)
-        document = {"format": FORMAT_NAME, "format_version": 1, "study": self.study, "storage": self.storage, "trials": self.trials,
-                    "seeds_per_trial": self.seeds_per_trial, "sampler": self.sampler, "pruner": self.pruner, "threads": self.threads,
-                    "engine": self.engine, "space": self.space, "base": self.base}  # fmt: skip
-        temp = self.out / f".{TUNE_FILE}.tmp"
-        temp.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
-        temp.replace(self.out / TUNE_FILE)
+        write_record(self.out / TUNE_FILE, FORMAT_NAME, {"study": self.study, "storage": self.storage, "trials": self.trials,
+                                                         "seeds_per_trial": self.seeds_per_trial, "sampler": self.sampler, "pruner": self.pruner,
+                                                         "threads": self.threads, "engine": self.engine, "space": self.space, "base": self.base})  # fmt: skip
 
     @classmethod
     def load(cls, out: Path) -> TuneSetup:
-        path = out / TUNE_FILE
-        if not out.is_dir():
-            raise ConfigError(f"cannot resume: {out} is not a directory")
-        if not path.is_file():
-            raise ConfigError(f"{out} is not a tuning directory (no {TUNE_FILE})")
-        document = parse_yaml(path.read_text(encoding="utf-8"), str(path))
-        if not isinstance(document, dict) or document.get("format") != FORMAT_NAME:
-            raise ConfigError(f"{path} is not a ddpg-cli tuning file")
-        setup = cls(out.resolve(), document["base"], document["space"], document["study"], document.get("storage"), int(document["trials"]),
-                    int(document["seeds_per_trial"]), document["sampler"], document["pruner"], int(document["threads"]),
-                    str(document.get("engine", "local")))  # fmt: skip
-        setup.dimensions = space_dimensions(setup.space, setup.base_config, path)
+        document = read_record(out, TUNE_FILE, FORMAT_NAME, "tuning")
+        try:
+            setup = cls(out.resolve(), document["base"], document["space"], document["study"], document.get("storage"), int(document["trials"]),
+                        int(document["seeds_per_trial"]), document["sampler"], document["pruner"], int(document["threads"]),
+                        str(document.get("engine", "local")))  # fmt: skip
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ConfigError(f"{out / TUNE_FILE} is damaged: {exc}") from None
+        setup.dimensions = space_dimensions(setup.space, setup.base_config, out / TUNE_FILE)
         return setup
 
 
