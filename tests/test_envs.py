@@ -47,3 +47,20 @@ def test_bad_envs_are_one_line_env_errors(config, fragment):
         make_env(config)
     assert fragment in str(info.value)
     assert "\n" not in str(info.value)
+
+
+def test_a_mujoco_env_leaves_no_log_file_and_prints_no_warning(tmp_path, monkeypatch, capfd):
+    """MuJoCo 3.16 and later warn about HalfCheetah's `settotalmass` on every load and write
+    MUJOCO_LOG.TXT into the working directory; the mujoco extra pins a release before it."""
+    pytest.importorskip("mujoco")
+    from ddpg_cli.config import EnvConfig
+    from ddpg_cli.envs import make_env
+
+    monkeypatch.chdir(tmp_path)
+    env = make_env(EnvConfig(id="HalfCheetah-v5"))
+    env.reset(seed=0)
+    env.step(env.action_space.sample())
+    env.close()
+    assert list(tmp_path.iterdir()) == []
+    captured = capfd.readouterr()
+    assert "settotalmass" not in captured.out + captured.err
