@@ -322,11 +322,13 @@ def sweep_command(
     from ddpg_cli.experiments.sweep_view import LiveSweepView, QuietSweepView
     from ddpg_cli.resources import plan_jobs
 
-    from ddpg_cli.experiments.ray_engine import check_engine
+    from ddpg_cli.experiments.ray_engine import check_engine, import_ray
 
     check_engine(engine_name)
     if address is not None and engine_name != "ray":
         raise ConfigError("--address joins a Ray cluster; use it with --engine ray")
+    if engine_name == "ray":
+        import_ray()  # before anything is written
     jobs_count = _parse_jobs(jobs)
     if resume is not None:
         if config is not None or overrides or seeds is not None or grid or out is not None:
@@ -526,11 +528,13 @@ def tune_command(
                                            recover, run_study, space_dimensions, study_report, write_best, write_plots)  # fmt: skip
     from ddpg_cli.resources import plan_jobs
 
-    from ddpg_cli.experiments.ray_engine import check_engine
+    from ddpg_cli.experiments.ray_engine import check_engine, import_ray
 
     check_engine(engine_name)
     if address is not None and engine_name != "ray":
         raise ConfigError("--address joins a Ray cluster; use it with --engine ray")
+    if engine_name == "ray":
+        import_ray()
     if engine_name == "ray" and (storage is not None or study is not None):
         raise ConfigError("--storage and --study are for the local engine; with --engine ray the search lives in Ray's experiment under OUT/ray")
     jobs_count = _parse_jobs(jobs)

@@ -186,3 +186,14 @@ def test_other_bad_tune_input(tmp_path):
     unreachable = f"sqlite:///{tmp_path}/no/such/dir/study.db"
     assert_one_line_error(runner.invoke(app, ["tune", SMOKE, "--storage", unreachable, "--out", out]), 1, "cannot reach --storage")
     assert not Path(out).exists()
+
+
+def test_without_optuna_or_ray_the_command_says_which_extra_to_install(tmp_path, monkeypatch):
+    from test_reliability import assert_one_line_error
+
+    monkeypatch.setitem(sys.modules, "optuna", None)
+    assert_one_line_error(runner.invoke(app, ["tune", SMOKE, "--out", str(tmp_path / "t")]), 2, "pip install 'ddpg-cli[tune]'")
+    monkeypatch.setitem(sys.modules, "ray", None)
+    result = runner.invoke(app, ["sweep", SMOKE, "--engine", "ray", "--out", str(tmp_path / "s")])
+    assert_one_line_error(result, 2, "pip install 'ddpg-cli[ray]'")
+    assert not (tmp_path / "s").exists() and not (tmp_path / "t").exists()
