@@ -49,7 +49,7 @@ def comparison_table(groups: list[Group], title: str | None = None) -> Table:
         done = sum(run.status == "done" for run in group.runs)
         ci = final["ci95"]
         table.add_row(
-            group.setting,
+            group.setting.replace(",", ", "),  # a long setting wraps between its values, not inside one
             _number(final["iqm"]),
             f"[{ci[0]:.1f}, {ci[1]:.1f}]" if ci else "-",
             _number(final["mean"]),

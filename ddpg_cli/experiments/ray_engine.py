@@ -30,6 +30,7 @@ from ddpg_cli.experiments.sweep import RunSpec
 from ddpg_cli.reproducibility import DEFAULT_MKL_MODE, MKL_MODE_VARIABLE
 
 MAX_FAILURES = 2  # restarts of a trial whose node or process was lost (its runs resume)
+RUN_FAILED_CODES = (1, 2)  # `ddpg train`'s exit codes for a run that failed or had bad input
 
 
 class RayUnreachable(DdpgError):
@@ -55,8 +56,8 @@ def connect(address: str | None, num_cpus: int | None = None) -> None:
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
     # Workers get the reproducibility mode before they load torch, as every ddpg process does.
     env_vars = {MKL_MODE_VARIABLE: os.environ.get(MKL_MODE_VARIABLE, DEFAULT_MKL_MODE)}
-    if "PYTHONPATH" in os.environ:  # user envs (`module:Env-v0`) import on the workers too
-        env_vars["PYTHONPATH"] = os.environ["PYTHONPATH"]
+    if os.environ.get("PYTHONPATH"):  # user envs (`module:Env-v0`) import on the workers too, whose working dirs differ
+        env_vars["PYTHONPATH"] = os.pathsep.join(str(Path(entry).absolute()) for entry in os.environ["PYTHONPATH"].split(os.pathsep) if entry)
     import logging
 
     _check_reachable(address or os.environ.get("RAY_ADDRESS") or None)
@@ -92,8 +93,12 @@ def spec_from_dict(data: dict[str, Any]) -> RunSpec:
 
 def run_specs_in_trial(specs: list[RunSpec], marker: Path, report: Callable[[dict[str, Any], Path | None], None]) -> dict[str, Any]:
     """Inside a Ray trial: run `specs` side by side as child processes, report the mean over them of
-    each evaluation step they have all reached, and return the final metrics. Raises when a run
-    fails (its one-line reason) or when `marker` (the sweep's or search's file) is not visible here."""
+    each evaluation step they have all reached, and return the final metrics.
+
+    A run that fails on its own (bad input, a non-finite value: exit code 1 or 2) fails the same way
+    every time, so the trial ends normally with `failed` and the run's one-line reason in its metrics:
+    raising would make Ray restart it `MAX_FAILURES` times for nothing. Anything else (the child
+    killed, `marker` not visible on this node) raises, and Ray's restart resumes the runs."""
     if not marker.is_file():
         raise RuntimeError(f"{marker} is not visible on this node: --out must be on storage every node mounts")
     children = [(spec, launch(spec, sys.executable)) for spec in specs]
@@ -127,15 +132,19 @@ def run_specs_in_trial(specs: list[RunSpec], marker: Path, report: Callable[[dic
                 if len(evaluations[step]) == len(specs) and step not in reported and step < total:
                     reported.add(step)
                     report({"step": step, "eval_return": sum(evaluations[step]) / len(specs)}, specs[0].run_dir)
-        failures = []
+        failures, lost = [], []
         for spec, child in children:
             code = child.wait()
-            if code != 0:
+            if code in RUN_FAILED_CODES:
                 error = last_error(spec.run_dir / LOG_FILE) or f"exited with code {code}"
                 record_failure(spec.run_dir, code, error)
                 failures.append(f"{spec.setting} seed {spec.seed}: {error}")
+            elif code != 0:
+                lost.append(f"{spec.setting} seed {spec.seed}: exited with code {code}")
+        if lost:
+            raise RuntimeError(lost[0])
         if failures:
-            raise RuntimeError(failures[0])
+            return {"eval_return": None, "failed": True, "error": failures[0]}
     finally:
         for _, child in children:  # a trial stopped by Ray (a scheduler, Ctrl-C) stops its runs: they save
             if child.poll() is None:
@@ -196,6 +205,8 @@ def run_sweep_on_ray(specs: list[RunSpec], out: Path, marker: Path, threads: int
         if result.error is not None:
             run.status = "failed"
             run.error = run.error or _error_line(result.error)
+        elif (result.metrics or {}).get("failed"):
+            run.status, run.error = "failed", run.error or result.metrics.get("error")
         elif run.status in ("running", "pending"):
             run.status = "done" if (run.spec.run_dir / "summary.json").is_file() else "interrupted"
     return list(runs.values())
@@ -246,7 +257,8 @@ def _end_callback_class() -> type:
                 run.step, run.last_eval = int(result.get("step", run.step)), result.get("eval_return", run.last_eval)
 
         def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-            self._end(trial, "done", None)
+            result = trial.last_result or {}
+            self._end(trial, "failed", _failure_of(trial)) if result.get("failed") else self._end(trial, "done", None)
 
         def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
             self._end(trial, "failed", _failure_of(trial))
@@ -397,6 +409,9 @@ def _trial_end_class() -> type:
 
         def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
             result = trial.last_result or {}
+            if result.get("failed"):
+                self._tell(trial, "failed", None, result.get("error"))
+                return
             finished = int(result.get("step", 0)) >= self.total and result.get("done")
             self._tell(trial, "complete" if finished else "pruned", result.get("eval_return"))
 
@@ -424,7 +439,7 @@ def _study_from_results(setup: Any, results: Any) -> Any:
         if history is not None and "step" in history and "eval_return" in history:
             intermediate = {int(step): float(value) for step, value in zip(history["step"], history["eval_return"]) if int(step) < total and value == value}
         metrics = result.metrics or {}
-        if result.error is not None:
+        if result.error is not None or metrics.get("failed"):
             state, value = TrialState.FAIL, None
         elif metrics.get("done") and int(metrics.get("step", 0)) >= total:
             state, value = TrialState.COMPLETE, float(metrics["eval_return"])

@@ -80,9 +80,12 @@ class QuietSweepView:
             if key in self.reported or run.status in ("pending", "running"):
                 continue
             self.reported.add(key)
-            detail = f"eval {run.last_eval:.1f}" if run.status == "done" and run.last_eval is not None else (run.error or "")
+            if run.status == "failed":  # the reason names its own step
+                detail = run.error or "see its train.log"
+            else:
+                detail = f"{run.step:,} steps" + (f", eval {run.last_eval:.1f}" if run.status == "done" and run.last_eval is not None else "")
             self.console.print(
-                f"{run.status:<11} {run.spec.setting} seed {run.spec.seed}: {run.step:,} steps {detail}  ({len(self.reported)}/{self.total or len(runs)})".rstrip(),
+                f"{run.status:<11} {run.spec.setting} seed {run.spec.seed}: {detail}  ({len(self.reported)}/{self.total or len(runs)})",
                 highlight=False,
                 markup=False,
                 soft_wrap=True,
