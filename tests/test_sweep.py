@@ -8,6 +8,7 @@ done one by one, with a sweep stopped by SIGTERM and resumed, and with one whose
 from __future__ import annotations
 
 import json
+import shutil
 import os
 import signal
 import subprocess
@@ -198,6 +199,17 @@ def test_compare_table_and_plot_of_any_run_dirs(finished_sweep, tmp_path):
     figure = draw(group_bands(group_runs(collect_runs([one_seed]))), tmp_path / "one.svg")
     assert len(figure.axes[0].lines) == 1 and len(figure.axes[0].collections) == 0  # one seed: no band
     assert (tmp_path / "one.svg").read_text().lstrip().startswith("<?xml")
+
+
+def test_two_sweeps_settings_stay_apart_under_their_directory_names(finished_sweep, tmp_path):
+    other = tmp_path / "other"
+    shutil.copytree(finished_sweep, other)
+    result = runner.invoke(app, ["compare", str(finished_sweep), str(other), "--json"])
+    assert result.exit_code == 0, result.output
+    groups = {group["setting"]: group for group in json.loads(result.output)["groups"]}
+    assert sorted(groups) == sorted(f"{name}/actor_lr={lr}" for name in (finished_sweep.name, "other") for lr in ("0.001", "0.0003"))
+    assert all(group["seeds"] == [0, 1] for group in groups.values())  # two runs each, not four
+    assert all(Path(run["run_dir"]).is_relative_to(other) for run in groups["other/actor_lr=0.001"]["runs"])
 
 
 def test_plot_and_compare_bad_input(tmp_path, finished_sweep):

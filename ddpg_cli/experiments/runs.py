@@ -107,8 +107,10 @@ def clear_failure(run_dir: Path) -> None:
 def collect_runs(paths: list[Path]) -> list[RunRecord]:
     """Every run under `paths`: a sweep dir gives its runs (pending ones included) grouped by setting;
     a run dir gives itself; any other directory is searched. Runs outside sweeps are grouped by
-    their config, the seed (and settings that do not change learning) aside."""
-    records: list[RunRecord] = []
+    their config, the seed (and settings that do not change learning) aside. With several sweeps,
+    each setting is prefixed with its sweep's directory name (`hopper/base`), so that two sweeps'
+    groups never merge."""
+    by_sweep: dict[Path, list[RunRecord]] = {}
     loose: list[Path] = []
     seen: set[Path] = set()
     for path in paths:
@@ -120,11 +122,18 @@ def collect_runs(paths: list[Path]) -> list[RunRecord]:
             for record in _sweep_records(Sweep.load(sweep_dir)):
                 if record.run_dir.resolve() not in seen:
                     seen.add(record.run_dir.resolve())
-                    records.append(record)
+                    by_sweep.setdefault(sweep_dir, []).append(record)
         for run_dir in _runs_under(path):
             if run_dir.resolve() not in seen:
                 seen.add(run_dir.resolve())
                 loose.append(run_dir)
+    records = [record for sweep_records in by_sweep.values() for record in sweep_records]
+    if len(by_sweep) > 1 or (by_sweep and loose):
+        names = [sweep_dir.name for sweep_dir in by_sweep]
+        for sweep_dir, sweep_records in by_sweep.items():
+            label = sweep_dir.name if names.count(sweep_dir.name) == 1 else str(sweep_dir)
+            for record in sweep_records:
+                record.setting = f"{label}/{record.setting}"
     records.extend(_group_loose(loose))
     if not records:
         raise ConfigError(f"no runs found in {', '.join(str(p) for p in paths)} (a run dir holds config.yaml)")

@@ -1,0 +1,95 @@
+"""The learning table of docs/benchmarks.md: per group of runs (a sweep, or run dirs), each seed's final
+evaluation, their median, the IQM with its 95% bootstrap interval, and the best point of the mean
+evaluation curve (the TD3 paper's and Tianshou's protocol), optionally also each seed's evaluation at
+an intermediate budget (`--at 100000`: HalfCheetah's 100k column).
+
+Everything is read from each run's RUN/evaluations.csv (every periodic evaluation: deterministic
+policy, `eval.episodes` episodes from reset seed `eval.seed`) and RUN/summary.json (the final one), so
+unfinished runs show how far they got.
+
+Usage (from the repo root):
+    python bench/learning_table.py runs/learning/hopper runs/learning/lunarlander [--at 100000] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+from pathlib import Path
+
+import numpy as np
+
+from ddpg_cli.experiments.runs import collect_runs, group_runs
+from ddpg_cli.experiments.stats import band, bootstrap_ci, iqm
+
+
+def value_at(run, step: int) -> float | None:
+    """The run's evaluation at `step` exactly (None when it has not got there)."""
+    return next((row.mean for row in run.evaluations if row.step == step), None)
+
+
+def final_value(run) -> float | None:
+    if run.summary and run.summary.get("final_eval"):
+        return float(run.summary["final_eval"]["mean"])
+    return None
+
+
+def describe(group, at: int | None) -> dict:
+    runs = sorted(group.runs, key=lambda run: run.seed)
+    finals = {run.seed: final_value(run) for run in runs}
+    done = [value for value in finals.values() if value is not None]
+    curves = [([row.step for row in run.evaluations], [row.mean for row in run.evaluations]) for run in runs if run.evaluations]
+    best = None
+    if curves and len(curves) == len(runs):
+        mean_curve = band(curves, statistic="mean")  # over the steps every seed has reached
+        index = int(np.nanargmax(mean_curve.center))
+        best = {"step": int(mean_curve.steps[index]), "mean": float(mean_curve.center[index])}
+    env_id = runs[0].config.get("env", {}).get("id") if runs and runs[0].config else None
+    total = runs[0].config.get("train", {}).get("total_steps") if runs and runs[0].config else None
+    row = {
+        "env": env_id,
+        "setting": group.setting,
+        "total_steps": total,
+        "seeds": [run.seed for run in runs],
+        "final": {str(seed): value for seed, value in finals.items()},
+        "steps_reached": {str(run.seed): (run.evaluations[-1].step if run.evaluations else 0) for run in runs},
+        "median": statistics.median(done) if done else None,
+        "iqm": float(iqm(done)) if done else None,
+        "ci95": list(bootstrap_ci(np.asarray(done), iqm)) if len(done) > 1 else None,
+        "best_of_mean_curve": best,
+    }
+    if at is not None:
+        values = {str(run.seed): value_at(run, at) for run in runs}
+        present = [value for value in values.values() if value is not None]
+        row["at"] = {"step": at, "per_seed": values, "median": statistics.median(present) if present else None}
+    return row
+
+
+def fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.1f}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("paths", nargs="+", type=Path)
+    parser.add_argument("--at", type=int, help="also each seed's evaluation at this step")
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    rows = [describe(group, args.at) for group in group_runs(collect_runs(args.paths))]
+    for row in rows:
+        finals = ", ".join(f"{fmt(value)}" for value in row["final"].values())
+        ci = f"[{fmt(row['ci95'][0])}, {fmt(row['ci95'][1])}]" if row["ci95"] else "-"
+        best = row["best_of_mean_curve"]
+        print(f"{row['env']} ({row['setting']}), {row['total_steps']:,} steps, seeds {row['seeds']}")
+        print(f"  final per seed: {finals}   (steps reached: {row['steps_reached']})")
+        print(f"  median {fmt(row['median'])}   IQM {fmt(row['iqm'])} {ci}   best of mean curve {fmt(best and best['mean'])} at {best and best['step']}")
+        if "at" in row:
+            per_seed = ", ".join(fmt(value) for value in row["at"]["per_seed"].values())
+            print(f"  at {row['at']['step']:,}: {per_seed}   median {fmt(row['at']['median'])}")
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
