@@ -594,6 +594,8 @@ def tune_command(
         if quiet or as_json:
             return
         value = f"{outcome.value:.2f}" if outcome.value is not None else (outcome.error or "-")
+        if outcome.pruned_at is not None:
+            value += f" at {outcome.pruned_at:,} steps"
         params = "  ".join(f"{key.rsplit('.', 1)[-1]}={_short(val)}" for key, val in outcome.params.items())
         show.print(f"trial {outcome.number:>4} {outcome.state:<8} {value}  {params}", highlight=False, markup=False, soft_wrap=True)
 

@@ -89,6 +89,8 @@ def test_a_pruned_trial_stops_early_with_its_checkpoints_intact(tmp_path, space)
     study.pruner = optuna.pruners.ThresholdPruner(lower=1e9)
     outcomes = run_study(setup, study, LocalEngine(jobs=2), target=2)
     assert [o.state for o in outcomes] == ["pruned", "pruned"]
+    assert [o.pruned_at for o in outcomes] == [200, 200]  # reported with the value it was pruned on
+    assert {o.number: o.value for o in outcomes} == {t.number: t.intermediate_values[200] for t in study.get_trials()}
     for outcome in outcomes:
         (run_dir,) = map(Path, outcome.run_dirs)
         state = load_checkpoint(run_dir / "checkpoints" / "last.pt")  # saved as it stopped

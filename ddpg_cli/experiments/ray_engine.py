@@ -400,12 +400,12 @@ def _trial_end_class() -> type:
         def __setstate__(self, state: dict[str, Any]) -> None:
             self.total, self.out, self.on_trial = 0, Path("."), None
 
-        def _tell(self, trial: Any, state: str, value: float | None, error: str | None = None) -> None:
+        def _tell(self, trial: Any, state: str, value: float | None, error: str | None = None, pruned_at: int | None = None) -> None:
             if self.on_trial is None:
                 return
             number = _numbers.get(trial.trial_id, -1)
             run_dirs = sorted(str(p) for p in (self.out / f"trial-{number:04d}").glob("seed-*"))
-            self.on_trial(TrialOutcome(number, state, value, decode_params(trial.config), run_dirs, error))
+            self.on_trial(TrialOutcome(number, state, value, decode_params(trial.config), run_dirs, error, pruned_at))
 
         def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
             result = trial.last_result or {}
@@ -413,7 +413,10 @@ def _trial_end_class() -> type:
                 self._tell(trial, "failed", None, result.get("error"))
                 return
             finished = int(result.get("step", 0)) >= self.total and result.get("done")
-            self._tell(trial, "complete" if finished else "pruned", result.get("eval_return"))
+            if finished:
+                self._tell(trial, "complete", result.get("eval_return"))
+            else:
+                self._tell(trial, "pruned", result.get("eval_return"), pruned_at=result.get("step"))
 
         def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
             self._tell(trial, "failed", None, "see the trial's RUN/train.log")

@@ -220,6 +220,7 @@ class ActiveTrial:
     trial: Any
     runs: list[RunProgress]
     reported: set[int] = field(default_factory=set)  # evaluation steps already reported
+    last_report: tuple[int, float] | None = None  # (step, value) last told to the pruner
     pruned: bool = False
     failed: str | None = None
 
@@ -232,6 +233,7 @@ class TrialOutcome:
     params: dict[str, Any]
     run_dirs: list[str]
     error: str | None = None
+    pruned_at: int | None = None  # a pruned trial's last reported step (its value is the one reported there)
 
 
 def trial_specs(setup: TuneSetup, number: int, values: dict[str, Any]) -> list[RunSpec]:
@@ -317,7 +319,8 @@ def _report(item: ActiveTrial, engine: LocalEngine) -> None:
         if step in item.reported or len(values) < len(item.runs) or step >= total:
             continue
         item.reported.add(step)
-        item.trial.report(sum(values) / len(values), step)
+        item.last_report = (step, sum(values) / len(values))
+        item.trial.report(item.last_report[1], step)
         if item.trial.should_prune():
             item.pruned = True
             for run in item.runs:
@@ -344,7 +347,8 @@ def _finish(study: Any, item: ActiveTrial, stopping: bool) -> TrialOutcome | Non
         return TrialOutcome(trial.number, "failed", None, trial.params, run_dirs, failed)
     if item.pruned:
         study.tell(trial, state=TrialState.PRUNED)
-        return TrialOutcome(trial.number, "pruned", None, trial.params, run_dirs)
+        step, value = item.last_report or (None, None)
+        return TrialOutcome(trial.number, "pruned", value, trial.params, run_dirs, pruned_at=step)
     if stopping and any(run.status != "done" for run in item.runs):
         return None
     finals = [_final_eval(run) for run in item.runs]
