@@ -95,3 +95,36 @@ def test_bad_ray_input(tmp_path):
     assert_one_line_error(runner.invoke(app, ["tune", SMOKE, "--engine", "ray", "--storage", "sqlite:///x.db", "--out", out]), 2, "--storage and --study are for the local engine")
     result = ddpg("sweep", SMOKE, *sets(TINY), "--engine", "ray", "--address", "127.0.0.1:1", "--out", out, timeout=180)
     assert result.returncode == 1 and result.stderr.count("error:") == 1 and "cannot join the Ray cluster at 127.0.0.1:1" in result.stderr, result.stderr
+
+
+def test_a_search_on_ray_reads_complete_pruned_and_failed_trials_from_its_results(tmp_path):
+    """What Ray hands back, read into the study the report and best.yaml come from: a trial that ran
+    to the end is complete, one stopped early is pruned at its last evaluation, and one whose run failed
+    (its last result carries `failed` and a NaN return, and no step) is failed. No cluster needed."""
+    from types import SimpleNamespace
+
+    import pandas as pd
+    from optuna.trial import TrialState
+
+    from ddpg_cli.config import config_to_dict, load_config
+    from ddpg_cli.experiments.ray_engine import _study_from_results
+    from ddpg_cli.experiments.tune import TuneSetup, space_dimensions
+
+    base = load_config(Path(SMOKE), TINY)
+    space = {"agent.actor_lr": {"low": 1.0e-4, "high": 3.0e-3, "log": True}}
+    setup = TuneSetup(tmp_path, config_to_dict(base), space, "read", None, 3, 1, "random", "median", 1)
+    setup.dimensions = space_dimensions(space, base, tmp_path / "space.yaml")
+
+    def result(number: int, rows: list[dict], error: Exception | None = None) -> SimpleNamespace:
+        return SimpleNamespace(path=str(tmp_path / "ray" / f"trial-{number:04d}"), config={"agent.actor_lr": 1e-3 * (number + 1)},
+                               metrics_dataframe=pd.DataFrame(rows), metrics=rows[-1], error=error)  # fmt: skip
+
+    study = _study_from_results(setup, [
+        result(0, [{"step": 200, "eval_return": -900.0}, {"step": 400, "eval_return": -800.0, "done": True}]),
+        result(1, [{"step": 200, "eval_return": -1500.0}]),
+        result(2, [{"step": 200, "eval_return": -1400.0}, {"eval_return": float("nan"), "failed": True, "error": "step 290: nan"}]),
+    ])  # fmt: skip
+    trials = sorted(study.get_trials(), key=lambda trial: trial.number)
+    assert [trial.state for trial in trials] == [TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL]
+    assert trials[0].value == -800.0 and trials[1].value == -1500.0 and trials[2].value is None
+    assert [trial.intermediate_values for trial in trials] == [{200: -900.0}, {200: -1500.0}, {200: -1400.0}]

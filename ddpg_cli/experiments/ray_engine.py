@@ -143,8 +143,8 @@ def run_specs_in_trial(specs: list[RunSpec], marker: Path, report: Callable[[dic
                 lost.append(f"{spec.setting} seed {spec.seed}: exited with code {code}")
         if lost:
             raise RuntimeError(lost[0])
-        if failures:
-            return {"eval_return": None, "failed": True, "error": failures[0]}
+        if failures:  # NaN, not None: Ray's OptunaSearch passes every reported value to Optuna, which records NaN as failed
+            return {"eval_return": float("nan"), "failed": True, "error": failures[0]}
     finally:
         for _, child in children:  # a trial stopped by Ray (a scheduler, Ctrl-C) stops its runs: they save
             if child.poll() is None:
@@ -376,6 +376,9 @@ def tune_on_ray(setup: Any, gpus: float, on_trial: Callable[[Any], None] | None 
             run_config=tune.RunConfig(name="tune", storage_path=str(setup.out / "ray"), failure_config=tune.FailureConfig(max_failures=MAX_FAILURES),
                                       verbose=0, callbacks=callbacks),  # fmt: skip
         )
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # a failed trial is reported by us, not as Optuna's NaN warning
     results = tuner.fit()
     return _study_from_results(setup, results)
 
@@ -440,7 +443,7 @@ def _study_from_results(setup: Any, results: Any) -> Any:
         history = result.metrics_dataframe
         intermediate = {}
         if history is not None and "step" in history and "eval_return" in history:
-            intermediate = {int(step): float(value) for step, value in zip(history["step"], history["eval_return"]) if int(step) < total and value == value}
+            intermediate = {int(step): float(value) for step, value in zip(history["step"], history["eval_return"]) if step == step and value == value and int(step) < total}  # NaN: a result without them
         metrics = result.metrics or {}
         if result.error is not None or metrics.get("failed"):
             state, value = TrialState.FAIL, None
