@@ -623,7 +623,7 @@ def tune_command(
             show.print(f"best: trial {report['best']['number']}, {report['best']['value']:.2f}; its config: {_relative(best)} (ddpg train {_relative(best)})", highlight=False, soft_wrap=True)
         for plot in plots:
             show.print(f"wrote {_relative(plot)}", highlight=False, soft_wrap=True)
-        if "://" not in setup.storage_url():
+        if setup.engine != "ray" and "://" not in setup.storage_url():  # Ray keeps its own results, not an Optuna storage
             show.print(f"live view: optuna-dashboard {_relative(Path(setup.storage_url()))}", highlight=False, soft_wrap=True)
     if stop_signal is not None:
         show.print(f"[yellow]stopped by {stop_signal}[/]; the runs saved; resume with: ddpg tune --resume {shown}", highlight=False, soft_wrap=True)

@@ -3,6 +3,8 @@ interval), the seeds, their status and wall time; as a Rich table or one JSON ob
 
 from __future__ import annotations
 
+import re
+
 from typing import Any
 
 from rich.table import Table
@@ -49,7 +51,7 @@ def comparison_table(groups: list[Group], title: str | None = None) -> Table:
         done = sum(run.status == "done" for run in group.runs)
         ci = final["ci95"]
         table.add_row(
-            group.setting.replace(",", ", "),  # a long setting wraps between its values, not inside one
+            re.sub(r",(?=[A-Za-z_][\w.]*=)", ", ", group.setting),  # a long setting wraps between its values, not inside one
             _number(final["iqm"]),
             f"[{ci[0]:.1f}, {ci[1]:.1f}]" if ci else "-",
             _number(final["mean"]),

@@ -138,7 +138,7 @@ def run_specs_in_trial(specs: list[RunSpec], marker: Path, report: Callable[[dic
             if code in RUN_FAILED_CODES:
                 error = last_error(spec.run_dir / LOG_FILE) or f"exited with code {code}"
                 record_failure(spec.run_dir, code, error)
-                failures.append(f"{spec.setting} seed {spec.seed}: {error}")
+                failures.append(f"seed {spec.seed}: {error}")
             elif code != 0:
                 lost.append(f"{spec.setting} seed {spec.seed}: exited with code {code}")
         if lost:
