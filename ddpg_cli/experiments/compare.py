@@ -4,7 +4,6 @@ interval), the seeds, their status and wall time; as a Rich table or one JSON ob
 from __future__ import annotations
 
 import re
-
 from typing import Any
 
 from rich.table import Table

@@ -257,8 +257,10 @@ def _end_callback_class() -> type:
                 run.step, run.last_eval = int(result.get("step", run.step)), result.get("eval_return", run.last_eval)
 
         def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-            result = trial.last_result or {}
-            self._end(trial, "failed", _failure_of(trial)) if result.get("failed") else self._end(trial, "done", None)
+            if (trial.last_result or {}).get("failed"):  # a run failed on its own (see run_specs_in_trial)
+                self._end(trial, "failed", _failure_of(trial))
+            else:
+                self._end(trial, "done", None)
 
         def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
             self._end(trial, "failed", _failure_of(trial))
