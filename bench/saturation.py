@@ -22,6 +22,8 @@ from ddpg_cli.experiments.runs import collect_runs, group_runs
 def at_bound_series(run_dir: Path) -> list[tuple[int, float]]:
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+    if not (run_dir / "tensorboard").is_dir():  # a run not started yet
+        return []
     accumulator = EventAccumulator(str(run_dir / "tensorboard"), size_guidance={"scalars": 0})  # 0: keep every point
     accumulator.Reload()
     if "train/at_bound_fraction" not in accumulator.Tags().get("scalars", []):
