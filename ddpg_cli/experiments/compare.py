@@ -39,18 +39,20 @@ def comparison(groups: list[Group]) -> dict[str, Any]:
 
 def comparison_table(groups: list[Group], title: str | None = None) -> Table:
     table = Table(title=title, title_justify="left")
-    table.add_column("setting", overflow="fold")
+    settings = [_wrappable(group.setting) for group in groups]
+    longest_value = max((len(part) for setting in settings for part in setting.split(", ")), default=0)
+    table.add_column("setting", overflow="fold", min_width=min(longest_value, 30))  # one key=value whole on a line when it fits
     table.add_column("IQM", justify="right")
     table.add_column("95% CI", justify="right")
     table.add_column("mean", justify="right")
     table.add_column("seeds", justify="right")
     table.add_column("wall/run", justify="right")
-    for group in groups:
+    for group, setting in zip(groups, settings):
         final = final_summary(group)
         done = sum(run.status == "done" for run in group.runs)
         ci = final["ci95"]
         table.add_row(
-            re.sub(r",(?=[A-Za-z_][\w.]*=)", ", ", group.setting),  # a long setting wraps between its values, not inside one
+            setting,
             _number(final["iqm"]),
             f"[{ci[0]:.1f}, {ci[1]:.1f}]" if ci else "-",
             _number(final["mean"]),
@@ -62,6 +64,11 @@ def comparison_table(groups: list[Group], title: str | None = None) -> Table:
         table.caption = f"seeds: runs done of all; {note}"
         table.caption_justify = "left"
     return table
+
+
+def _wrappable(setting: str) -> str:
+    """`a=1,b=2` as `a=1, b=2`: a long setting wraps between its key=value pairs, not inside one."""
+    return re.sub(r",(?=[A-Za-z_][\w.]*=)", ", ", setting)
 
 
 def _number(value: float | None) -> str:
