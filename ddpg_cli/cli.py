@@ -443,7 +443,7 @@ def _report_comparison(groups: list[Any], as_json: bool, show: Console, title: s
 
 def _sweep_on_ray(sweep: Any, todo: list[Any], address: str | None, gpus: float | None, show: Console) -> tuple[list[Any], str | None]:
     """Run the sweep's unfinished runs as Ray Tune trials; (their progress, the stop signal if any)."""
-    from ddpg_cli.experiments.ray_engine import connect, run_sweep_on_ray
+    from ddpg_cli.experiments.ray_engine import connect, resolve_gpus, run_sweep_on_ray
     from ddpg_cli.experiments.sweep import SWEEP_FILE
     from ddpg_cli.experiments.sweep_view import QuietSweepView
     from ddpg_cli.resources import usable_cpus
@@ -456,9 +456,7 @@ def _sweep_on_ray(sweep: Any, todo: list[Any], address: str | None, gpus: float 
     view = QuietSweepView(show, total=len(todo))
     received: list[str] = []
     try:
-        if gpus is None:
-            gpus = 1.0 if todo[0].config.train.device == "cuda" else 0.0
-        runs = run_sweep_on_ray(todo, sweep.out, sweep.out / SWEEP_FILE, sweep.threads, gpus, on_end=lambda run: view([run]))
+        runs = run_sweep_on_ray(todo, sweep.out, sweep.out / SWEEP_FILE, sweep.threads, resolve_gpus(gpus, todo[0].config), on_end=lambda run: view([run]))
     except KeyboardInterrupt:
         received.append("SIGINT")
         runs = []
@@ -634,15 +632,14 @@ def tune_command(
 
 def _tune_on_ray(setup: Any, address: str | None, gpus: float | None, on_trial: Callable[[Any], None], resume: bool) -> tuple[Any, str | None]:
     """Run the search as a Ray Tune experiment; (its trials as an Optuna study, the stop signal if any)."""
-    from ddpg_cli.experiments.ray_engine import connect, tune_on_ray
+    from ddpg_cli.experiments.ray_engine import connect, resolve_gpus, tune_on_ray
     from ddpg_cli.resources import usable_cpus
 
     import ray
 
-    gpus = gpus if gpus is not None else (1.0 if setup.base_config.train.device == "cuda" else 0.0)
     connect(address, num_cpus=usable_cpus())
     try:
-        study = tune_on_ray(setup, gpus, on_trial, resume)
+        study = tune_on_ray(setup, resolve_gpus(gpus, setup.base_config), on_trial, resume)
     except KeyboardInterrupt:
         return None, "SIGINT"
     finally:

@@ -68,6 +68,13 @@ def connect(address: str | None, num_cpus: int | None = None) -> None:
         raise RayUnreachable(f"cannot join the Ray cluster at {address or os.environ.get('RAY_ADDRESS')}: {str(exc).strip().splitlines()[0][:200]}") from None
 
 
+def resolve_gpus(asked: float | None, config: Any) -> float:
+    """--gpus-per-run, or by default a whole GPU for a run on CUDA and none otherwise."""
+    if asked is not None:
+        return asked
+    return 1.0 if config.train.device == "cuda" else 0.0
+
+
 def _check_reachable(address: str | None, timeout_s: float = 5.0) -> None:
     """Fail fast on a HOST:PORT nothing answers at (ray.init would retry for minutes)."""
     if address is None or address == "auto":
