@@ -644,6 +644,8 @@ def _tune_on_ray(setup: Any, address: str | None, gpus: float | None, on_trial: 
         return None, "SIGINT"
     finally:
         ray.shutdown()
+    # Ray returns normally on Ctrl-C too: a search cut short shows trials stopped before their first
+    # evaluation (read back as pruned with no values) and fewer trials than it was given.
     unfinished = sum(t.state.name == "PRUNED" and not t.intermediate_values for t in study.trials)
     return study, ("SIGINT" if unfinished and len(study.trials) < setup.trials else None)
 
