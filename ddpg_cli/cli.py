@@ -303,7 +303,7 @@ def sweep_command(
     overrides: OverridesOption = None,
     seeds: Annotated[Optional[str], typer.Option("--seeds", metavar="SPEC", help="Seeds to run: 0-4, or 0,3,7 (default: the config's seed).", show_default=False)] = None,
     grid: Annotated[Optional[list[str]], typer.Option("--grid", metavar="KEY=V1,V2,...", help="Values of one config key to try, read as YAML like --set (repeatable: every combination runs).", show_default=False)] = None,
-    jobs: Annotated[str, typer.Option("--jobs", "-j", metavar="N|auto", help="Runs at once; auto fits them to the CPUs this process may use, one torch thread each.")] = "auto",
+    jobs: Annotated[Optional[str], typer.Option("--jobs", "-j", metavar="N|auto", help="Runs at once; auto fits them to the CPUs this process may use, one torch thread each. --resume keeps the sweep's last choice.  [default: auto]", show_default=False)] = None,
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="The sweep directory (default: runs/sweeps/<env>-<time>).", show_default=False)] = None,
     resume: Annotated[Optional[Path], typer.Option("--resume", help="Continue the sweep in this directory: unfinished runs resume, failed ones retry.", show_default=False)] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No live table; one line per run that ends.")] = False,
@@ -329,12 +329,15 @@ def sweep_command(
         raise ConfigError("--address joins a Ray cluster; use it with --engine ray")
     if engine_name == "ray":
         import_ray()  # before anything is written
-    jobs_count = _parse_jobs(jobs)
+    jobs_asked = _parse_jobs(jobs) if jobs is not None else None
     if resume is not None:
         if config is not None or overrides or seeds is not None or grid or out is not None:
             raise ConfigError("--resume continues a sweep as it was defined; give only --jobs, --engine, --address, --quiet or --json with it")
         sweep = Sweep.load(resume)
-        jobs_count, _ = plan_jobs(jobs_count, len(sweep.runs()), sweep.threads)
+        if jobs is not None and jobs_asked != sweep.jobs:
+            sweep.jobs = jobs_asked
+            sweep.save()
+        jobs_count, _ = plan_jobs(sweep.jobs, len(sweep.runs()), sweep.threads)
     else:
         base = load_config(config, overrides or [])
         parsed_grid = parse_grid(grid or [])
@@ -343,8 +346,8 @@ def sweep_command(
         if (target / "sweep.yaml").exists():
             raise ConfigError(f"{target} already holds a sweep; continue it with ddpg sweep --resume {target}, or choose another --out")
         count = len(seed_list or [base.seed]) * _combinations(parsed_grid)
-        jobs_count, threads = plan_jobs(jobs_count, count, base.train.torch_threads)
-        sweep = create_sweep(target, base, seed_list, parsed_grid, threads, str(config) if config else None, list(overrides or []))
+        jobs_count, threads = plan_jobs(jobs_asked, count, base.train.torch_threads)
+        sweep = create_sweep(target, base, seed_list, parsed_grid, threads, str(config) if config else None, list(overrides or []), jobs_asked)
         sweep.save()
 
     from ddpg_cli.experiments.runs import collect_runs, group_runs, run_status
@@ -504,7 +507,7 @@ def tune_command(
     space: Annotated[Optional[Path], typer.Option("--space", help="Search space YAML: dotted keys, each {low, high, log} or {choices: [...]} (default: the shipped DDPG space).", show_default=False)] = None,
     trials: Annotated[Optional[int], typer.Option("--trials", "-n", help="Finished trials the study should reach (with --resume: this many more).  [default: 20]", show_default=False)] = None,
     seeds_per_trial: Annotated[int, typer.Option("--seeds-per-trial", help="Seeds each trial trains; its value is their mean final return.")] = 1,
-    jobs: Annotated[str, typer.Option("--jobs", "-j", metavar="N|auto", help="Runs at once, as processes; auto fits them to the CPUs, one torch thread each.")] = "auto",
+    jobs: Annotated[Optional[str], typer.Option("--jobs", "-j", metavar="N|auto", help="Runs at once, as processes; auto fits them to the CPUs, one torch thread each. --resume keeps the search's last choice.  [default: auto]", show_default=False)] = None,
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="The tuning directory (default: runs/tune/<env>-<time>).", show_default=False)] = None,
     storage: Annotated[Optional[str], typer.Option("--storage", help="An Optuna database URL shared by several machines, or a journal file (default: OUT/optuna-journal.log).", show_default=False)] = None,
     study: Annotated[Optional[str], typer.Option("--study", help="The study's name; workers with the same --storage and --study share it (default: OUT's name).", show_default=False)] = None,
@@ -535,7 +538,7 @@ def tune_command(
         import_ray()
     if engine_name == "ray" and (storage is not None or study is not None):
         raise ConfigError("--storage and --study are for the local engine; with --engine ray the search lives in Ray's experiment under OUT/ray")
-    jobs_count = _parse_jobs(jobs)
+    jobs_asked = _parse_jobs(jobs) if jobs is not None else None
     if trials is not None and trials < 1:
         raise ConfigError(f"--trials must be at least 1, got {trials}")
     if seeds_per_trial < 1:
@@ -569,11 +572,14 @@ def tune_command(
         dimensions = space_dimensions(space_data, base, space or Path("the default space"))
         from ddpg_cli.config import config_to_dict
 
-        setup = TuneSetup(target_dir.resolve(), config_to_dict(base), space_data, study or target_dir.name, storage, trials or 20, seeds_per_trial, sampler, pruner, 1, engine_name, dimensions)
+        setup = TuneSetup(target_dir.resolve(), config_to_dict(base), space_data, study or target_dir.name, storage, trials or 20, seeds_per_trial, sampler, pruner, 1, engine_name,
+                          jobs_asked, dimensions)  # fmt: skip
         handle = open_study(setup, create=True) if engine_name == "local" else None  # an unreachable storage fails here, before anything is written
         setup.save()
         target = setup.trials
-    jobs_count, threads = plan_jobs(jobs_count, max(setup.seeds_per_trial, 2), setup.base["train"].get("torch_threads"))
+    if jobs is not None:
+        setup.jobs = jobs_asked
+    jobs_count, threads = plan_jobs(setup.jobs, max(setup.seeds_per_trial, 2), setup.base["train"].get("torch_threads"))
     jobs_count = max(jobs_count, setup.seeds_per_trial)
     if resume is None:
         setup.threads = threads

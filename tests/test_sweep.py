@@ -25,7 +25,7 @@ from typer.testing import CliRunner
 from ddpg_cli.checkpoint import load_checkpoint
 from ddpg_cli.cli import app
 from ddpg_cli.eval_log import read_evaluations
-from ddpg_cli.experiments.sweep import parse_grid, parse_seeds, setting_key_names, setting_name
+from ddpg_cli.experiments.sweep import Sweep, parse_grid, parse_seeds, setting_key_names, setting_name
 
 ROOT = Path(__file__).resolve().parent.parent
 SMOKE = str(ROOT / "configs" / "smoke.yaml")
@@ -153,6 +153,22 @@ def test_a_finished_sweep_resumed_does_nothing_and_says_so(finished_sweep):
     assert result.exit_code == 0, result.output
     assert "nothing to do" in result.output
     assert {p: p.stat().st_mtime_ns for p in finished_sweep.rglob("last.pt")} == before
+
+
+def test_resume_keeps_the_last_jobs_given(finished_sweep, tmp_path):
+    copy = tmp_path / "copy"
+    shutil.copytree(finished_sweep, copy)
+
+    def resumed(*extra: str) -> str:
+        result = runner.invoke(app, ["sweep", "--resume", str(copy), "--quiet", *extra])
+        assert result.exit_code == 0, result.output
+        return " ".join(result.output.split())
+
+    assert "7 at once" in resumed("--jobs", "7")  # more than this machine's CPUs: auto could not give it
+    assert "7 at once" in resumed()
+    assert Sweep.load(copy).jobs == 7
+    resumed("--jobs", "auto")
+    assert Sweep.load(copy).jobs is None
 
 
 def test_compare_json_matches_the_numbers_in_the_csvs(finished_sweep):

@@ -44,7 +44,7 @@ def tune_command(out: Path, space: Path, *extra: str) -> list[str]:
 
 def test_a_search_writes_a_best_config_that_trains_and_resume_adds_trials(tmp_path, space):
     out = tmp_path / "search"
-    result = subprocess.run(tune_command(out, space, "--trials", "3", "--json"), cwd=ROOT, env=CHILD_ENV, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(tune_command(out, space, "--trials", "3", "--jobs", "1", "--set", "train.torch_threads=1", "--json"), cwd=ROOT, env=CHILD_ENV, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
     report = json.loads(result.stdout)  # one JSON object, nothing else on stdout
     assert report["study"] == "search" and [t["number"] for t in report["trials"]] == [0, 1, 2]
@@ -69,6 +69,7 @@ def test_a_search_writes_a_best_config_that_trains_and_resume_adds_trials(tmp_pa
     result = subprocess.run([sys.executable, "-m", "ddpg_cli", "tune", "--resume", str(out), "--trials", "2", "--json"], cwd=ROOT, env=CHILD_ENV,
                             capture_output=True, text=True, timeout=300)  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
+    assert "1 run at once" in " ".join(result.stderr.split())  # the --jobs it was started with
     trials = json.loads(result.stdout)["trials"]
     assert [t["number"] for t in trials] == [0, 1, 2, 3, 4] and all(t["state"] in ("complete", "pruned") for t in trials)
     assert len({json.dumps(t["params"], sort_keys=True) for t in trials}) == 5  # the resumed sampler draws new settings

@@ -41,6 +41,7 @@ class Sweep:
     threads: int = 1  # torch threads of every run (a resumed sweep keeps them: results can depend on it)
     source: str | None = None  # the config the base came from, for the record
     overrides: list[str] = field(default_factory=list)  # the --set given, for the record
+    jobs: int | None = None  # the last --jobs given (None: auto); --resume without one keeps it
 
     def settings(self) -> list[tuple[str, dict[str, Any]]]:
         """(name, {dotted key: value}) for each combination of grid values, in grid order."""
@@ -73,26 +74,28 @@ class Sweep:
 
     def save(self) -> None:
         write_record(self.out / SWEEP_FILE, FORMAT_NAME, {"source": self.source, "overrides": self.overrides, "grid": self.grid,
-                                                          "seeds": self.seeds, "threads": self.threads, "base": self.base})  # fmt: skip
+                                                          "seeds": self.seeds, "threads": self.threads, "jobs": self.jobs, "base": self.base})  # fmt: skip
 
     @classmethod
     def load(cls, out: Path) -> Sweep:
         document = read_record(out, SWEEP_FILE, FORMAT_NAME, "sweep")
         try:
             sweep = cls(out.resolve(), dict(document["base"]), [int(s) for s in document["seeds"]], dict(document.get("grid") or {}),
-                        int(document["threads"]), document.get("source"), list(document.get("overrides") or []))  # fmt: skip
+                        int(document["threads"]), document.get("source"), list(document.get("overrides") or []),
+                        None if document.get("jobs") is None else int(document["jobs"]))  # fmt: skip
         except (KeyError, TypeError, ValueError) as exc:
             raise ConfigError(f"{out / SWEEP_FILE} is damaged: {exc}") from None
         sweep.runs()  # the same checks as when it was created
         return sweep
 
 
-def create_sweep(out: Path, base: Config, seeds: list[int] | None, grid: dict[str, list[Any]], threads: int, source: str | None, overrides: list[str]) -> Sweep:
+def create_sweep(out: Path, base: Config, seeds: list[int] | None, grid: dict[str, list[Any]], threads: int, source: str | None, overrides: list[str],
+                 jobs: int | None = None) -> Sweep:  # fmt: skip
     """A new sweep, every run's config checked against the schema before anything starts."""
     if "seed" in grid:
         raise ConfigError("--grid seed: give the seeds with --seeds")
     data = config_to_dict(base)
-    sweep = Sweep(out.resolve(), data, seeds if seeds is not None else [base.seed], grid, threads, source, overrides)
+    sweep = Sweep(out.resolve(), data, seeds if seeds is not None else [base.seed], grid, threads, source, overrides, jobs)
     sweep.runs()
     return sweep
 

@@ -69,6 +69,7 @@ class TuneSetup:
     pruner: str = "median"
     threads: int = 1
     engine: str = "local"  # local, or ray: the experiment then lives under OUT/ray
+    jobs: int | None = None  # the last --jobs given (None: auto); --resume without one keeps it
     dimensions: list[Dimension] = field(default_factory=list, repr=False)
 
     @property
@@ -83,7 +84,7 @@ class TuneSetup:
     def save(self) -> None:
         write_record(self.out / TUNE_FILE, FORMAT_NAME, {"study": self.study, "storage": self.storage, "trials": self.trials,
                                                          "seeds_per_trial": self.seeds_per_trial, "sampler": self.sampler, "pruner": self.pruner,
-                                                         "threads": self.threads, "engine": self.engine, "space": self.space, "base": self.base})  # fmt: skip
+                                                         "threads": self.threads, "engine": self.engine, "jobs": self.jobs, "space": self.space, "base": self.base})  # fmt: skip
 
     @classmethod
     def load(cls, out: Path) -> TuneSetup:
@@ -91,7 +92,7 @@ class TuneSetup:
         try:
             setup = cls(out.resolve(), document["base"], document["space"], document["study"], document.get("storage"), int(document["trials"]),
                         int(document["seeds_per_trial"]), document["sampler"], document["pruner"], int(document["threads"]),
-                        str(document.get("engine", "local")))  # fmt: skip
+                        str(document.get("engine", "local")), None if document.get("jobs") is None else int(document["jobs"]))  # fmt: skip
         except (KeyError, TypeError, ValueError) as exc:
             raise ConfigError(f"{out / TUNE_FILE} is damaged: {exc}") from None
         setup.dimensions = space_dimensions(setup.space, setup.base_config, out / TUNE_FILE)
