@@ -228,6 +228,18 @@ def test_two_sweeps_settings_stay_apart_under_their_directory_names(finished_swe
     assert all(Path(run["run_dir"]).is_relative_to(other) for run in groups["other/actor_lr=0.001"]["runs"])
 
 
+def test_a_sweep_without_a_grid_is_named_after_its_directory(finished_sweep, tmp_path):
+    from ddpg_cli.config import load_config
+    from ddpg_cli.experiments.runs import collect_runs
+    from ddpg_cli.experiments.sweep import create_sweep
+
+    for name in ("hopper", "lunarlander"):
+        create_sweep(tmp_path / name, load_config(Path(SMOKE)), [0, 1], {}, 1, SMOKE, []).save()  # two pending runs each
+    assert {record.setting for record in collect_runs([tmp_path / "hopper"])} == {"hopper"}
+    settings = {record.setting for record in collect_runs([tmp_path / "hopper", tmp_path / "lunarlander", finished_sweep])}
+    assert settings == {"hopper", "lunarlander"} | {f"{finished_sweep.name}/actor_lr={lr}" for lr in ("0.001", "0.0003")}
+
+
 def test_plot_and_compare_bad_input(tmp_path, finished_sweep):
     from test_reliability import assert_one_line_error
 

@@ -14,7 +14,7 @@ import yaml
 from ddpg_cli.checkpoint import LAST, checkpoint_dir
 from ddpg_cli.errors import ConfigError
 from ddpg_cli.eval_log import EvaluationRow, read_evaluations
-from ddpg_cli.experiments.sweep import SWEEP_FILE, Sweep
+from ddpg_cli.experiments.sweep import BASE_SETTING, SWEEP_FILE, Sweep
 from ddpg_cli.run_state import run_is_locked
 
 FAILURE_FILE = "failure.json"  # written by an engine when a run failed; removed when it is retried
@@ -107,9 +107,10 @@ def clear_failure(run_dir: Path) -> None:
 def collect_runs(paths: list[Path]) -> list[RunRecord]:
     """Every run under `paths`: a sweep dir gives its runs (pending ones included) grouped by setting;
     a run dir gives itself; any other directory is searched. Runs outside sweeps are grouped by
-    their config, the seed (and settings that do not change learning) aside. With several sweeps,
-    each setting is prefixed with its sweep's directory name (`hopper/base`), so that two sweeps'
-    groups never merge."""
+    their config, the seed (and settings that do not change learning) aside. A sweep without a grid
+    is one setting named after its directory (`hopper`); with several sweeps, each grid setting is
+    prefixed with its sweep's directory name (`hc/actor_lr=0.001`), so that two sweeps' groups never
+    merge."""
     by_sweep: dict[Path, list[RunRecord]] = {}
     loose: list[Path] = []
     seen: set[Path] = set()
@@ -128,11 +129,14 @@ def collect_runs(paths: list[Path]) -> list[RunRecord]:
                 seen.add(run_dir.resolve())
                 loose.append(run_dir)
     records = [record for sweep_records in by_sweep.values() for record in sweep_records]
-    if len(by_sweep) > 1 or (by_sweep and loose):
-        names = [sweep_dir.name for sweep_dir in by_sweep]
-        for sweep_dir, sweep_records in by_sweep.items():
-            label = sweep_dir.name if names.count(sweep_dir.name) == 1 else str(sweep_dir)
-            for record in sweep_records:
+    several = len(by_sweep) > 1 or bool(by_sweep and loose)
+    names = [sweep_dir.name for sweep_dir in by_sweep]
+    for sweep_dir, sweep_records in by_sweep.items():
+        label = sweep_dir.name if names.count(sweep_dir.name) == 1 else str(sweep_dir)
+        for record in sweep_records:
+            if record.setting == BASE_SETTING:  # no grid: "base" would say nothing
+                record.setting = label
+            elif several:
                 record.setting = f"{label}/{record.setting}"
     records.extend(_group_loose(loose))
     if not records:
