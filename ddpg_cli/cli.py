@@ -696,13 +696,15 @@ def configs_command(as_json: JsonOption = False) -> None:
         items = [{"name": p.name, "env_id": p.env_id, "total_steps": p.total_steps, "measured": p.measured, "measured_detail": p.measured_detail, "from": p.source, "path": str(p.path)} for p in presets]
         typer.echo(json.dumps({"presets": items}))
         return
+    from rich import box
     from rich.table import Table
 
-    table = Table(title="presets (ddpg train NAME)", title_justify="left")
+    # No vertical rules, env ids whole: at 80 columns the measured text keeps room to wrap by words.
+    table = Table(title="presets (ddpg train NAME)", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
     table.add_column("name", no_wrap=True)
-    table.add_column("env", overflow="fold")
+    table.add_column("env", no_wrap=True)
     table.add_column("steps", justify="right", no_wrap=True)
-    table.add_column("measured here", overflow="fold")
+    table.add_column("measured here")
     for preset in presets:
         table.add_row(preset.name, preset.env_id, f"{preset.total_steps:,}", preset.measured or "-")
     console.print(table)

@@ -53,6 +53,7 @@ def test_ddpg_configs_lists_the_presets():
     assert set(PRESETS) <= set(listed)
     table = runner.invoke(app, ["configs"]).output
     assert "inverteddoublependulum" in table and "HalfCheetah-v5" in table
+    assert "InvertedDoublePendulum-v5" in table and "LunarLanderContinuous-v3" in table  # env ids whole at 80 columns
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="builds a wheel with the POSIX tools")
