@@ -415,19 +415,21 @@ def plot_command(
     stat: Annotated[str, typer.Option("--stat", metavar="iqm|mean", help="The line: interquartile mean or mean across seeds.")] = "iqm",
     allow_partial: Annotated[bool, typer.Option("--allow-partial", help="Draw each line as far as its longest run (default: its shortest).")] = False,
     title: Annotated[Optional[str], typer.Option("--title", help="The title (default: the env id).", show_default=False)] = None,
+    reference: Annotated[Optional[list[str]], typer.Option("--reference", metavar="LABEL=VALUE", help="A published figure as a dashed line, e.g. 'TD3 paper @300k=2410' (repeatable).", show_default=False)] = None,
 ) -> None:
     """Plot learning curves: return vs env steps, a line and 95% CI band per setting.
 
     Runs that share a config but the seed form one setting; a sweep's settings are its grid values."""
-    from ddpg_cli.experiments.plot import draw, group_bands, text_summary
+    from ddpg_cli.experiments.plot import draw, group_bands, parse_reference, text_summary
     from ddpg_cli.experiments.runs import collect_runs, group_runs
 
+    references = [parse_reference(text) for text in reference or []]
     if x not in ("steps", "time"):
         raise ConfigError(f"--x must be steps or time, got {x!r}")
     if stat not in ("iqm", "mean"):
         raise ConfigError(f"--stat must be iqm or mean, got {stat!r}")
     plotted = group_bands(group_runs(collect_runs(paths)), x, stat, allow_partial)
-    draw(plotted, out, x, stat, title)
+    draw(plotted, out, x, stat, title, references)
     for line in text_summary(plotted, stat, x):
         console.print(line, highlight=False, markup=False, soft_wrap=True)
     console.print(f"wrote {out}", highlight=False, markup=False, soft_wrap=True)

@@ -211,6 +211,16 @@ def test_compare_table_and_plot_of_any_run_dirs(finished_sweep, tmp_path):
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 10_000
     assert "actor_lr=0.001: IQM" in result.output and "at 1,200 steps over 2 runs" in result.output
 
+    # Published figures as dashed lines, in the legend with the groups.
+    references = [("paper @1.2k=x", -150.0), ("other", -400.5)]
+    figure = draw(group_bands(group_runs(collect_runs([finished_sweep]))), tmp_path / "ref.png", references=references)
+    (axes,) = figure.axes
+    dashed = [line for line in axes.lines if line.get_linestyle() != "-"]
+    assert [(line.get_label(), line.get_ydata()[0]) for line in dashed] == references
+    assert {"paper @1.2k=x", "other"} <= {t.get_text() for t in axes.get_legend().get_texts()}
+    result = runner.invoke(app, ["plot", str(finished_sweep), "--reference", "paper @1.2k=x=-150", "--out", str(tmp_path / "ref-cli.png")])
+    assert result.exit_code == 0, result.output
+
     one_seed = run_dirs(finished_sweep)[0]
     figure = draw(group_bands(group_runs(collect_runs([one_seed]))), tmp_path / "one.svg")
     assert len(figure.axes[0].lines) == 1 and len(figure.axes[0].collections) == 0  # one seed: no band
@@ -251,6 +261,14 @@ def test_plot_and_compare_bad_input(tmp_path, finished_sweep):
     assert_one_line_error(runner.invoke(app, ["plot", str(empty_run), "--out", str(tmp_path / "x.png")]), 2, "no evaluations yet")
     assert_one_line_error(runner.invoke(app, ["plot", str(finished_sweep), "--out", str(tmp_path / "x.gif")]), 2, ".png, .svg, .pdf")
     assert_one_line_error(runner.invoke(app, ["plot", str(finished_sweep), "--stat", "median"]), 2, "--stat must be iqm or mean")
+    for bad in ("2410", "TD3=", "=2410", "TD3=nan", "TD3=abc"):
+        assert_one_line_error(runner.invoke(app, ["plot", str(finished_sweep), "--reference", bad, "--out", str(tmp_path / "x.png")]), 2, "--reference takes LABEL=VALUE")
+    other_env = tmp_path / "other-env"  # a copy of one run, relabelled as another task
+    shutil.copytree(run_dirs(finished_sweep)[0], other_env)
+    (other_env / "config.yaml").write_text((other_env / "config.yaml").read_text().replace("Pendulum-v1", "MountainCarContinuous-v0"))
+    result = runner.invoke(app, ["plot", str(finished_sweep), str(other_env), "--reference", "paper=-150", "--out", str(tmp_path / "x.png")])
+    assert_one_line_error(result, 2, "--reference is for a plot of one env")
+    assert not (tmp_path / "x.png").exists()
 
 
 def test_a_setting_whose_env_fails_is_reported_and_the_rest_finish(tmp_path):

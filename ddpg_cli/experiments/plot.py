@@ -41,10 +41,30 @@ def group_bands(groups: list[Group], x: str = "steps", statistic: str = "iqm", a
     return plotted
 
 
-def draw(plotted: list[PlottedGroup], out: Path, x: str = "steps", statistic: str = "iqm", title: str | None = None) -> object:
-    """Write the figure to `out` (its extension picks the format); returns the matplotlib figure."""
+def parse_reference(text: str) -> tuple[str, float]:
+    """`--reference "TD3 paper @300k=2410"` -> ("TD3 paper @300k", 2410.0): the value after the last '='."""
+    label, sep, value = text.rpartition("=")
+    try:
+        number = float(value)
+    except ValueError:
+        number = math.nan
+    if not sep or not label.strip() or not math.isfinite(number):
+        raise ConfigError(f"--reference takes LABEL=VALUE with a finite number, e.g. 'TD3 paper=2410'; got {text!r}")
+    return label.strip(), number
+
+
+REFERENCE_STYLES = ("--", ":", "-.")
+
+
+def draw(plotted: list[PlottedGroup], out: Path, x: str = "steps", statistic: str = "iqm", title: str | None = None,
+         references: list[tuple[str, float]] | None = None) -> object:  # fmt: skip
+    """Write the figure to `out` (its extension picks the format); returns the matplotlib figure.
+    `references` are (label, return) drawn as grey horizontal lines: published figures to compare with."""
     if out.suffix.lower() not in FORMATS:
         raise OutputError(f"cannot write {out}: plot writes {', '.join(FORMATS)} files")
+    envs = list(dict.fromkeys(p.group.env_id for p in plotted))
+    if references and len(envs) > 1:
+        raise ConfigError(f"--reference is for a plot of one env; these runs cover {len(envs)}: {', '.join(envs)}")
     try:
         import matplotlib
 
@@ -53,7 +73,6 @@ def draw(plotted: list[PlottedGroup], out: Path, x: str = "steps", statistic: st
     except ImportError:
         raise MissingExtraError("ddpg plot needs matplotlib: pip install 'ddpg-cli[plot]'") from None
 
-    envs = list(dict.fromkeys(p.group.env_id for p in plotted))
     columns = min(len(envs), 2)
     rows = math.ceil(len(envs) / columns)
     figure, axes = plt.subplots(rows, columns, figsize=(7.5 * columns, 4.6 * rows), squeeze=False)
@@ -66,6 +85,8 @@ def draw(plotted: list[PlottedGroup], out: Path, x: str = "steps", statistic: st
             panel.plot(b.steps, b.center, color=color, linewidth=1.8, label=label)
             if item.seeds > 1:
                 panel.fill_between(b.steps, b.low, b.high, color=color, alpha=0.2, linewidth=0)
+        for index, (label, value) in enumerate(references or []):
+            panel.axhline(value, color="0.35", linestyle=REFERENCE_STYLES[index % len(REFERENCE_STYLES)], linewidth=1.2, label=label)
         panel.set_title(title or env_id if len(envs) == 1 else env_id)
         panel.set_xlabel("env steps" if x == "steps" else "wall time (s)")
         panel.set_ylabel(f"evaluation return ({'IQM' if statistic == 'iqm' else 'mean'}, 95% CI)")
