@@ -70,6 +70,18 @@ def fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:,.1f}"
 
 
+def markdown_row(row: dict) -> str:
+    """The row as docs/benchmarks.md's learning table has it (task, budget, seeds, finals, median, best)."""
+    seeds = row["seeds"]
+    span = f"{seeds[0]}-{seeds[-1]}" if seeds == list(range(seeds[0], seeds[-1] + 1)) and len(seeds) > 1 else ", ".join(map(str, seeds))
+    budget = f"{row['total_steps'] // 1000}k" if row["total_steps"] and row["total_steps"] % 1000 == 0 else f"{row['total_steps']}"
+    finals = ", ".join(f"{value:.1f}" if value is not None else "-" for value in row["final"].values())
+    best = row["best_of_mean_curve"]
+    best_text = f"{best['mean']:.1f} @ {best['step'] // 1000}k" if best else "-"
+    median = f"**{row['median']:.1f}**" if row["median"] is not None else "-"
+    return f"| {row['env']} | {budget} | {seeds and span} | {finals} | {median} | {best_text} |"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("paths", nargs="+", type=Path)
@@ -84,6 +96,7 @@ def main() -> None:
         print(f"{row['env']} ({row['setting']}), {row['total_steps']:,} steps, seeds {row['seeds']}")
         print(f"  final per seed: {finals}   (steps reached: {row['steps_reached']})")
         print(f"  median {fmt(row['median'])}   IQM {fmt(row['iqm'])} {ci}   best of mean curve {fmt(best and best['mean'])} at {best and best['step']}")
+        print(f"  markdown: {markdown_row(row)}")
         if "at" in row:
             per_seed = ", ".join(fmt(value) for value in row["at"]["per_seed"].values())
             print(f"  at {row['at']['step']:,}: {per_seed}   median {fmt(row['at']['median'])}")
