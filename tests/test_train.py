@@ -193,6 +193,7 @@ def test_resume_extends_total_steps(tmp_path):
     assert result.exit_code == 0 and "already finished" in result.output
     assert run_train("--resume", str(run_dir), "--set", "train.total_steps=150").exit_code == 0
     assert final_state(run_dir)["counters"]["step"] == 150
+    assert yaml.safe_load((run_dir / "config.yaml").read_text())["train"]["total_steps"] == 150  # compare and plot read it
 
 
 def test_actions_reach_the_env_scaled_and_clipped(tmp_path, monkeypatch):
