@@ -79,7 +79,7 @@ def markdown_row(row: dict) -> str:
     best = row["best_of_mean_curve"]
     best_text = f"{best['mean']:.1f} @ {best['step'] // 1000}k" if best else "-"
     median = f"**{row['median']:.1f}**" if row["median"] is not None else "-"
-    return f"| {row['env']} | {budget} | {seeds and span} | {finals} | {median} | {best_text} |"
+    return f"| {row['env']} | {budget} | {span} | {finals} | {median} | {best_text} |"
 
 
 def main() -> None:

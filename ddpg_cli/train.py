@@ -212,20 +212,17 @@ class Run:
             seeds = [config.seed + i for i in range(self.num_envs)]
             self.obs, _ = self.envs.reset(seed=seeds)
             self.parts.episodes.extend(EpisodeRecord(start={"seed": s}) for s in seeds)
-            try:
-                _write_text(run_dir / "config.yaml", config_to_yaml(config))
-                truncate_after(run_dir, -1)  # a fresh run owns its evaluations file
-            except OSError as exc:
-                raise OutputError(f"cannot write the run directory {run_dir}: {exc.strerror or exc}") from None
+            evaluations_kept_to = -1  # a fresh run owns its evaluations file
         else:
             self.counters, self.obs, self.exact = restore(resume, self.envs, self.agent, self.buffer, self.parts)
             for directory in (run_dir, ckpt.checkpoint_dir(run_dir)):  # what a kill -9 left half-written
                 ckpt.remove_stale_temp_files(directory)
-            truncate_after(run_dir, self.counters.step)  # evaluations made after the checkpoint are redone
-            try:  # a resume may raise train.total_steps: config.yaml describes the run as it now goes
-                _write_text(run_dir / "config.yaml", config_to_yaml(config))
-            except OSError as exc:
-                raise OutputError(f"cannot write the run directory {run_dir}: {exc.strerror or exc}") from None
+            evaluations_kept_to = self.counters.step  # evaluations made after the checkpoint are redone
+        try:  # config.yaml describes the run as it now goes (a resume may raise train.total_steps)
+            _write_text(run_dir / "config.yaml", config_to_yaml(config))
+            truncate_after(run_dir, evaluations_kept_to)
+        except OSError as exc:
+            raise OutputError(f"cannot write the run directory {run_dir}: {exc.strerror or exc}") from None
         self.last_saved_step = self.counters.step if resume is not None else None  # named when training diverges
         self.logger = RunLogger(run_dir, config.logging.tensorboard, purge_step=self.counters.step if resume else None)
         if resume is None:
