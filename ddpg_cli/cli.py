@@ -314,8 +314,7 @@ def sweep_command(
 ) -> None:
     """Train many runs at once, each seed of each --grid setting in its own process.
 
-    Every run is an ordinary run directory under --out; Ctrl-C, a crash or kill -9 leaves each
-    resumable with --resume."""
+    Every run is an ordinary run directory under --out; Ctrl-C, a crash or kill -9 leaves each resumable with --resume."""
     from ddpg_cli.config import load_config
     from ddpg_cli.experiments.local import LocalEngine
     from ddpg_cli.experiments.sweep import Sweep, create_sweep, parse_grid, parse_seeds

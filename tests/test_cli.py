@@ -33,6 +33,23 @@ def test_version_and_help():
     assert result.exit_code == 0 and "--set" in result.output and "--resume" in result.output
 
 
+
+def test_each_command_summary_wraps_only_at_the_terminal_edge():
+    """Typer's rich help keeps a docstring's line breaks, so a paragraph broken in the source
+    breaks mid-sentence on screen; each paragraph must be one source line."""
+    import click
+    import typer.main
+
+    group = typer.main.get_command(app)
+    commands = dict(group.commands)
+    for name, command in list(commands.items()):
+        if isinstance(command, click.Group):
+            commands.update({f"{name} {sub}": c for sub, c in command.commands.items()})
+    for name, command in commands.items():
+        for paragraph in (command.help or "").strip().split("\n\n"):
+            assert "\n" not in paragraph.strip(), f"ddpg {name}: {paragraph!r}"
+
+
 @pytest.mark.parametrize(
     "args, fragment",
     [
