@@ -25,8 +25,9 @@ from ddpg_cli.experiments.stats import band, bootstrap_ci, iqm
 
 
 def value_at(run, step: int) -> float | None:
-    """The run's evaluation at `step` exactly (None when it has not got there)."""
-    return next((row.mean for row in run.evaluations if row.step == step), None)
+    """The run's evaluation at `step` (None when it has not got there), as `ddpg compare --at` reads it."""
+    row = run.eval_at(step)
+    return None if row is None else row.mean
 
 
 def final_value(run) -> float | None:

@@ -394,15 +394,21 @@ def sweep_command(
 @reports_errors
 def compare_command(
     paths: RunPathsArgument,
+    at: Annotated[Optional[str], typer.Option("--at", metavar="STEPS", help="Compare the evaluations made at this env step (100000, 100k) instead of the final ones: a budget inside longer runs, or runs still going.", show_default=False)] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Compare settings: final return across seeds (IQM, mean, 95% CI), seeds done, wall time.
 
     Runs that share a config but the seed form one setting; a sweep's settings are its grid values."""
+    from ddpg_cli.experiments.compare import check_step, parse_step
     from ddpg_cli.experiments.runs import collect_runs, group_runs
 
+    step = parse_step(at) if at is not None else None
     groups = group_runs(collect_runs(paths))
-    _report_comparison(groups, as_json, console, title=" · ".join(dict.fromkeys(group.env_id for group in groups)))
+    if step is not None:
+        check_step(groups, step)
+    title = " · ".join(dict.fromkeys(group.env_id for group in groups)) + (f" · at {step:,} steps" if step is not None else "")
+    _report_comparison(groups, as_json, console, title=title, at=step)
 
 
 @app.command("plot")
@@ -434,15 +440,15 @@ def plot_command(
     console.print(f"wrote {out}", highlight=False, markup=False, soft_wrap=True)
 
 
-def _report_comparison(groups: list[Any], as_json: bool, show: Console, title: str) -> None:
+def _report_comparison(groups: list[Any], as_json: bool, show: Console, title: str, at: int | None = None) -> None:
     import json
 
     from ddpg_cli.experiments.compare import comparison, comparison_table
 
     if as_json:
-        typer.echo(json.dumps(comparison(groups)))
+        typer.echo(json.dumps(comparison(groups, at)))
     else:
-        show.print(comparison_table(groups, title=title))
+        show.print(comparison_table(groups, title=title, at=at))
 
 
 def _sweep_on_ray(sweep: Any, todo: list[Any], address: str | None, gpus: float | None, show: Console) -> tuple[list[Any], str | None]:

@@ -227,6 +227,37 @@ def test_compare_table_and_plot_of_any_run_dirs(finished_sweep, tmp_path):
     assert (tmp_path / "one.svg").read_text().lstrip().startswith("<?xml")
 
 
+def test_compare_at_a_step_reads_each_seeds_evaluation_there(finished_sweep):
+    from test_reliability import assert_one_line_error
+
+    result = runner.invoke(app, ["compare", str(finished_sweep), "--at", "0.6k", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["at"] == 600
+    for group in report["groups"]:
+        at_600 = [next(row.mean for row in read_evaluations(Path(run["run_dir"])) if row.step == 600) for run in group["runs"]]
+        assert [run["eval_at"] for run in group["runs"]] == at_600
+        assert group["at"]["step"] == 600 and group["at"]["n"] == 2
+        assert group["at"]["mean"] == pytest.approx(np.mean(at_600))
+        assert group["final"]["mean"] == pytest.approx(np.mean([run["final_eval"] for run in group["runs"]]))  # unchanged
+    table = runner.invoke(app, ["compare", str(finished_sweep), "--at", "600"], env={"COLUMNS": "80"})
+    assert table.exit_code == 0 and "at 600 steps" in table.output and "2/2" in table.output, table.output
+    assert f"{report['groups'][0]['at']['mean']:.1f}" in table.output
+    assert_one_line_error(runner.invoke(app, ["compare", str(finished_sweep), "--at", "650"]), 2, "no run evaluates at step 650 (these evaluate every 300 steps to 1,200)")
+    for bad in ("abc", "0", "-300", "1.5"):
+        assert_one_line_error(runner.invoke(app, ["compare", str(finished_sweep), "--at", bad]), 2, "--at takes")
+
+
+def test_a_vector_runs_evaluation_counts_at_the_step_it_crossed():
+    from ddpg_cli.eval_log import EvaluationRow
+    from ddpg_cli.experiments.runs import RunRecord
+
+    rows = [EvaluationRow(step, 1.0, float(step), 0.0, 0.0, 0.0, (), ()) for step in (10_002, 20_001, 30_000)]
+    run = RunRecord(Path("run"), {"train": {"num_envs": 3, "total_steps": 30_000}, "eval": {"every": 10_000}}, "s", {}, 0, "done", rows, None)
+    assert [run.eval_at(step).step if run.eval_at(step) else None for step in (10_000, 20_000, 30_000, 9_999, 25_000)] == [10_002, 20_001, 30_000, None, None]
+    assert [run.evaluates_at(step) for step in (10_000, 30_000, 25_000, 40_000, 0)] == [True, True, False, False, False]
+
+
 def test_two_sweeps_settings_stay_apart_under_their_directory_names(finished_sweep, tmp_path):
     other = tmp_path / "other"
     shutil.copytree(finished_sweep, other)

@@ -51,6 +51,18 @@ class RunRecord:
             return None
         return self.evaluations[-1].mean
 
+    def eval_at(self, step: int) -> EvaluationRow | None:
+        """The evaluation made when training crossed `step` (None before it has): the first at or after
+        `step`, no further than the `train.num_envs` steps one vector step adds."""
+        stride = int(self.config.get("train", {}).get("num_envs", 1) or 1)
+        return next((row for row in self.evaluations if step <= row.step < step + stride), None)
+
+    def evaluates_at(self, step: int) -> bool:
+        """Whether this run's schedule has an evaluation at `step`: a multiple of `eval.every` within
+        `train.total_steps`, or the final one."""
+        every = int(self.config.get("eval", {}).get("every", 0) or 0)
+        return 0 < step <= self.total_steps and (step == self.total_steps or (every > 0 and step % every == 0))
+
     @property
     def steps(self) -> int:
         if self.summary is not None:
