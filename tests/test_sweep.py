@@ -281,6 +281,18 @@ def test_a_sweep_without_a_grid_is_named_after_its_directory(finished_sweep, tmp
     assert settings == {"hopper", "lunarlander"} | {f"{finished_sweep.name}/actor_lr={lr}" for lr in ("0.001", "0.0003")}
 
 
+def test_runs_of_one_config_are_named_after_the_folder_given(finished_sweep, tmp_path):
+    from ddpg_cli.experiments.runs import collect_runs
+
+    one_setting = [run for run in run_dirs(finished_sweep) if run.parent.name == "actor_lr=0.001"]
+    for run in one_setting:  # the runs alone, out of their sweep, as a user gathers runs in a folder
+        shutil.copytree(run, tmp_path / "hc-repo" / run.name)
+    assert {(record.setting, record.seed) for record in collect_runs([tmp_path / "hc-repo"])} == {("hc-repo", 0), ("hc-repo", 1)}
+    assert {record.setting for record in collect_runs([tmp_path / "hc-repo" / "seed-0"])} == {"seed-0"}
+    given_apart = collect_runs([tmp_path / "hc-repo" / "seed-0", tmp_path / "hc-repo" / "seed-1"])
+    assert {record.setting for record in given_apart} == {"Pendulum-v1"}  # no one name fits both paths
+
+
 def test_plot_and_compare_bad_input(tmp_path, finished_sweep):
     from test_reliability import assert_one_line_error
 

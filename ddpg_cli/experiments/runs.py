@@ -119,12 +119,14 @@ def clear_failure(run_dir: Path) -> None:
 def collect_runs(paths: list[Path]) -> list[RunRecord]:
     """Every run under `paths`: a sweep dir gives its runs (pending ones included) grouped by setting;
     a run dir gives itself; any other directory is searched. Runs outside sweeps are grouped by
-    their config, the seed (and settings that do not change learning) aside. A sweep without a grid
+    their config, the seed (and settings that do not change learning) aside; runs that all share one
+    config and came from one path given are named after it (`hc-repo`). A sweep without a grid
     is one setting named after its directory (`hopper`); with several sweeps, each grid setting is
     prefixed with its sweep's directory name (`hc/actor_lr=0.001`), so that two sweeps' groups never
     merge."""
     by_sweep: dict[Path, list[RunRecord]] = {}
     loose: list[Path] = []
+    loose_from: set[Path] = set()  # the paths given that held runs outside sweeps
     seen: set[Path] = set()
     for path in paths:
         if not path.exists():
@@ -140,6 +142,7 @@ def collect_runs(paths: list[Path]) -> list[RunRecord]:
             if run_dir.resolve() not in seen:
                 seen.add(run_dir.resolve())
                 loose.append(run_dir)
+                loose_from.add(path)
     records = [record for sweep_records in by_sweep.values() for record in sweep_records]
     several = len(by_sweep) > 1 or bool(by_sweep and loose)
     names = [sweep_dir.name for sweep_dir in by_sweep]
@@ -150,7 +153,7 @@ def collect_runs(paths: list[Path]) -> list[RunRecord]:
                 record.setting = label
             elif several:
                 record.setting = f"{label}/{record.setting}"
-    records.extend(_group_loose(loose))
+    records.extend(_group_loose(loose, next(iter(loose_from)).resolve().name if len(loose_from) == 1 else None))
     if not records:
         raise ConfigError(f"no runs found in {', '.join(str(p) for p in paths)} (a run dir holds config.yaml)")
     return records
@@ -178,7 +181,9 @@ def _sweep_records(sweep: Sweep) -> list[RunRecord]:
     return records
 
 
-def _group_loose(run_dirs: list[Path]) -> list[RunRecord]:
+def _group_loose(run_dirs: list[Path], folder_name: str | None = None) -> list[RunRecord]:
+    """Runs outside sweeps, grouped by config; a group is named by the keys in which the groups differ,
+    or, when all share one config, after the one path given that holds them (else the env id)."""
     configs = {run_dir: _read_config(run_dir) for run_dir in run_dirs}
     configs = {run_dir: config for run_dir, config in configs.items() if config}
     flat = {run_dir: _setting_keys(config) for run_dir, config in configs.items()}
@@ -186,7 +191,7 @@ def _group_loose(run_dirs: list[Path]) -> list[RunRecord]:
     records = []
     for run_dir, config in configs.items():
         values = {key: flat[run_dir].get(key) for key in varying}
-        setting = ",".join(f"{key}={_show(value)}" for key, value in values.items()) or str(config.get("env", {}).get("id", "runs"))
+        setting = ",".join(f"{key}={_show(value)}" for key, value in values.items()) or folder_name or str(config.get("env", {}).get("id", "runs"))
         status, error = run_status(run_dir)
         records.append(RunRecord(run_dir, config, setting, values, int(config.get("seed", 0)), status, read_evaluations(run_dir),
                                  _read_json(run_dir / "summary.json"), error))  # fmt: skip
