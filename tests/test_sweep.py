@@ -244,7 +244,7 @@ def test_compare_at_a_step_reads_each_seeds_evaluation_there(finished_sweep):
     assert table.exit_code == 0 and "at 600 steps" in table.output and "2/2" in table.output, table.output
     assert f"{report['groups'][0]['at']['mean']:.1f}" in table.output
     assert_one_line_error(runner.invoke(app, ["compare", str(finished_sweep), "--at", "650"]), 2, "no run evaluates at step 650 (these evaluate every 300 steps to 1,200)")
-    for bad in ("abc", "0", "-300", "1.5"):
+    for bad in ("abc", "0", "-300", "1.5", "", "k", "inf", "nan", "1e400"):
         assert_one_line_error(runner.invoke(app, ["compare", str(finished_sweep), "--at", bad]), 2, "--at takes")
 
 

@@ -4,6 +4,7 @@ compares the evaluations made at that step instead (a budget, such as 100k of a 
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
@@ -19,12 +20,12 @@ STEP_SUFFIXES = {"": 1, "k": 1_000, "m": 1_000_000}
 def parse_step(text: str) -> int:
     """An env step count as people write budgets: 100000, 100_000, 100k, 1.5M."""
     cleaned = text.strip().lower().replace("_", "").replace(",", "")
-    number, suffix = (cleaned[:-1], cleaned[-1]) if cleaned[-1:] in STEP_SUFFIXES else (cleaned, "")
+    suffix = cleaned[-1:] if cleaned[-1:] in ("k", "m") else ""
     try:
-        step = float(number) * STEP_SUFFIXES[suffix]
+        step = float(cleaned[: len(cleaned) - len(suffix)]) * STEP_SUFFIXES[suffix]
     except ValueError:
         raise ConfigError(f"--at takes env steps such as 100000 or 100k, got {text!r}") from None
-    if step <= 0 or step != int(step):
+    if not math.isfinite(step) or step <= 0 or step != int(step):
         raise ConfigError(f"--at takes a positive whole number of env steps, got {text!r}")
     return int(step)
 
@@ -45,7 +46,7 @@ def _returns(group: Group, at: int | None) -> list[float]:
     return [row.mean for run in group.runs if (row := run.eval_at(at)) is not None]
 
 
-def final_summary(group: Group, at: int | None = None) -> dict[str, Any]:
+def returns_summary(group: Group, at: int | None = None) -> dict[str, Any]:
     """The statistics of the group's final evaluations, or of those at step `at` (nulls until one exists)."""
     returns = _returns(group, at)
     if not returns:
@@ -63,11 +64,11 @@ def comparison(groups: list[Group], at: int | None = None) -> dict[str, Any]:
             "env_id": group.env_id,
             "overrides": group.values,
             "seeds": [run.seed for run in group.runs],
-            "final": final_summary(group),
+            "final": returns_summary(group),
             "runs": [run.as_dict() for run in group.runs],
         }
         if at is not None:
-            report["at"] = {"step": at, **final_summary(group, at)}
+            report["at"] = {"step": at, **returns_summary(group, at)}
             for run, run_report in zip(group.runs, report["runs"]):
                 run_report["eval_at"] = row.mean if (row := run.eval_at(at)) is not None else None
         report_groups.append(report)
@@ -85,7 +86,7 @@ def comparison_table(groups: list[Group], title: str | None = None, at: int | No
     table.add_column("seeds", justify="right")
     table.add_column("wall/run", justify="right")
     for group, setting in zip(groups, settings):
-        final = final_summary(group, at)
+        final = returns_summary(group, at)
         counted = final["n"] if at is not None else sum(run.status == "done" for run in group.runs)
         ci = final["ci95"]
         table.add_row(
