@@ -34,7 +34,7 @@ def check_step(groups: list[Group], step: int) -> None:
     """A step no run evaluates at would give an empty table: say so instead."""
     runs = [run for group in groups for run in group.runs]
     if not any(run.evaluates_at(step) for run in runs):
-        schedules = sorted({(int(run.config.get("eval", {}).get("every", 0)), run.total_steps) for run in runs})
+        schedules = sorted({(run.eval_every, run.total_steps) for run in runs})
         shown = "; ".join(f"every {every:,} steps to {total:,}" for every, total in schedules)
         raise ConfigError(f"no run evaluates at step {step:,} (these evaluate {shown})")
 
@@ -86,14 +86,14 @@ def comparison_table(groups: list[Group], title: str | None = None, at: int | No
     table.add_column("seeds", justify="right")
     table.add_column("wall/run", justify="right")
     for group, setting in zip(groups, settings):
-        final = returns_summary(group, at)
-        counted = final["n"] if at is not None else sum(run.status == "done" for run in group.runs)
-        ci = final["ci95"]
+        summary = returns_summary(group, at)
+        counted = summary["n"] if at is not None else sum(run.status == "done" for run in group.runs)
+        ci = summary["ci95"]
         table.add_row(
             setting,
-            _number(final["iqm"]),
+            _number(summary["iqm"]),
             f"[{ci[0]:.1f}, {ci[1]:.1f}]" if ci else "-",
-            _number(final["mean"]),
+            _number(summary["mean"]),
             f"{counted}/{len(group.runs)}",
             _wall(group.runs) if at is None else _wall_to(group.runs, at),
         )

@@ -45,6 +45,10 @@ class RunRecord:
         return int(self.config.get("train", {}).get("total_steps", 0))
 
     @property
+    def eval_every(self) -> int:
+        return int(self.config.get("eval", {}).get("every", 0) or 0)
+
+    @property
     def final_eval(self) -> float | None:
         """The final evaluation of a finished run."""
         if self.status != "done" or not self.evaluations:
@@ -60,7 +64,7 @@ class RunRecord:
     def evaluates_at(self, step: int) -> bool:
         """Whether this run's schedule has an evaluation at `step`: a multiple of `eval.every` within
         `train.total_steps`, or the final one."""
-        every = int(self.config.get("eval", {}).get("every", 0) or 0)
+        every = self.eval_every
         return 0 < step <= self.total_steps and (step == self.total_steps or (every > 0 and step % every == 0))
 
     @property
