@@ -27,15 +27,15 @@ from __future__ import annotations
 
 import contextlib
 import copy
-from typing import Callable, Iterable, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.optim.adam import adam as functional_adam
 
+from ddpg_cli.compiling import compile_update
 from ddpg_cli.config import AgentConfig
 from ddpg_cli.networks import Actor, Critic, ObsNormalizer
+from ddpg_cli.optim import adam_step, init_adam_state, make_adam
 from ddpg_cli.replay_buffer import Batch
 
 # The actor works in the normalised action space, so the bounds inverting gradients keeps it in are fixed.
@@ -72,99 +72,6 @@ def invert_gradients(dq_da: torch.Tensor, action: torch.Tensor, low: float | tor
 def polyak_update(target_params: list[torch.Tensor], online_params: list[torch.Tensor], tau: float) -> None:
     """target <- (1 - tau) * target + tau * online, as one fused operation over all tensors."""
     torch._foreach_lerp_(target_params, online_params, tau)
-
-
-def resolve_device(requested: str) -> torch.device:
-    """`auto` picks CUDA when this torch build and machine have it."""
-    if requested == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(requested)
-
-
-def cpu_has_fast_bf16() -> bool:
-    """True when the CPU multiplies bfloat16 natively (AVX512-BF16 or AMX). Elsewhere torch falls back
-    to a path that is far slower than fp32 (measured 40x on an AVX2-only CPU)."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
-            flags = cpuinfo.read()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
-def _adam(params: Iterable[torch.Tensor], lr: float, weight_decay: float, device: torch.device) -> torch.optim.Adam:
-    # The fused kernels (CPU since torch 2.4, CUDA) take one pass over all tensors instead of a dozen.
-    optimizer = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, fused=device.type in ("cpu", "cuda"))
-    init_adam_state(optimizer)
-    return optimizer
-
-
-def init_adam_state(optimizer: torch.optim.Adam) -> None:
-    """Create Adam's per-parameter state (step, first and second moments) as torch.optim.Adam would on
-    its first step, so that `adam_step` finds it. Parameters that already have state keep it."""
-    for group in optimizer.param_groups:
-        for param in group["params"]:
-            if not optimizer.state.get(param):
-                step_device = param.device if group["fused"] else torch.device("cpu")
-                optimizer.state[param] = {
-                    "step": torch.zeros((), dtype=torch.float32, device=step_device),
-                    "exp_avg": torch.zeros_like(param, memory_format=torch.preserve_format),
-                    "exp_avg_sq": torch.zeros_like(param, memory_format=torch.preserve_format),
-                }
-
-
-@torch.no_grad()
-def adam_step(optimizer: torch.optim.Adam, grads: Sequence[torch.Tensor]) -> None:
-    """`optimizer.step()` with `grads`, through torch's functional Adam on the optimiser's own state.
-
-    The maths, the state and the state dict are torch.optim.Adam's; what is skipped is the bookkeeping
-    around its step (hooks, lazy state, a forced graph break under torch.compile), which costs more
-    than the fused kernel itself on a 256x256 network and would split a compiled update in pieces.
-    """
-    (group,) = optimizer.param_groups
-    states = [optimizer.state[param] for param in group["params"]]
-    steps = [state["step"] for state in states]
-    # Dynamo cannot trace the fused kernel; compiled, the multi-tensor version (in its "capturable"
-    # form, which keeps the step count a tensor) is fused by inductor instead.
-    compiling = torch.compiler.is_compiling()
-    fused = bool(group["fused"]) and not compiling
-    functional_adam(
-        group["params"],
-        list(grads),
-        [state["exp_avg"] for state in states],
-        [state["exp_avg_sq"] for state in states],
-        [],
-        steps,
-        fused=fused,
-        foreach=not fused,
-        capturable=compiling,
-        amsgrad=False,
-        beta1=group["betas"][0],
-        beta2=group["betas"][1],
-        lr=group["lr"],
-        weight_decay=group["weight_decay"],
-        eps=group["eps"],
-        maximize=False,
-    )
-
-
-def compiler_missing() -> str | None:
-    """Why torch.compile cannot build CPU kernels here (no C++ compiler found), or None when it can."""
-    try:
-        from torch._inductor.cpp_builder import get_cpp_compiler
-
-        get_cpp_compiler()
-    except Exception as error:  # its errors vary by torch version; any means "cannot compile"
-        return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-    return None
-
-
-def _compiled(learn: Callable[..., torch.Tensor | None]) -> Callable[..., torch.Tensor | None]:
-    """torch.compile the whole update into one graph. Dynamo traces torch.autograd.grad only with
-    `trace_autograd_ops`; without it every call would split into several graphs and lose the gain.
-    cpp_wrapper calls the generated kernels from C++, not Python: a large share of a small update."""
-    torch._dynamo.config.trace_autograd_ops = True
-    return torch.compile(learn, fullgraph=True, options={"cpp_wrapper": True})
 
 
 # --- the agent -------------------------------------------------------------------------------------
@@ -205,14 +112,14 @@ class DDPGAgent:
         networks = [self.actor, self.critic, self.actor_target, self.critic_target, self.critic2, self.critic2_target]
         self.params = {net: list(net.parameters()) for net in networks if net is not None}
         self.critic_params = self.params[self.critic] + (self.params[self.critic2] if self.critic2 is not None else [])
-        self.actor_optimizer = _adam(self.actor.parameters(), config.actor_lr, 0.0, self.device)
-        self.critic_optimizer = _adam(self.critic_params, config.critic_lr, config.critic_weight_decay, self.device)
+        self.actor_optimizer = make_adam(self.actor.parameters(), config.actor_lr, 0.0, self.device)
+        self.critic_optimizer = make_adam(self.critic_params, config.critic_lr, config.critic_weight_decay, self.device)
         # Target policy smoothing (TD3) draws its noise here, outside the (compiled) update, from a
         # generator of its own whose state travels in checkpoints.
         self.target_noise_rng = torch.Generator(device=self.device).manual_seed(seed) if config.target_noise > 0 else None
         # `update` runs `learn`: the plain method, or compiled into one graph (forwards, backwards,
         # optimiser steps, target updates and metrics) when `compile` is on.
-        self._learn = _compiled(self.learn) if compile else self.learn
+        self._learn = compile_update(self.learn) if compile else self.learn
         self.critic_updates = 0
         # Running sums of [critic_loss, q_data, actor_q, |dq_da|, at_bound] and the counts of critic and
         # actor steps, kept as tensors so that logging them costs no host sync per update.

@@ -140,7 +140,7 @@ def train(
         threads = plan_threads(cfg)
 
     if cfg.train.precision == "bf16" and cfg.train.device != "cuda":
-        from ddpg_cli.agent import cpu_has_fast_bf16
+        from ddpg_cli.hardware import cpu_has_fast_bf16
 
         if not cpu_has_fast_bf16():
             err_console.print("[yellow]warning:[/] train.precision is bf16 but this CPU has no native bfloat16 (AVX512-BF16 or AMX); expect it to be much slower than fp32", highlight=False)

@@ -26,7 +26,9 @@ import numpy as np
 import torch
 
 from ddpg_cli import checkpoint as ckpt
-from ddpg_cli.agent import DDPGAgent, compiler_missing, resolve_device
+from ddpg_cli.agent import DDPGAgent
+from ddpg_cli.compiling import compiler_missing
+from ddpg_cli.hardware import resolve_device
 from ddpg_cli.config import Config, config_to_yaml
 from ddpg_cli.envs import env_rng_state, make_env, make_vector_env, scale_action
 from ddpg_cli.errors import ConfigError, OutputError, TrainingDiverged

@@ -5,7 +5,8 @@ import copy
 import pytest
 import torch
 
-from ddpg_cli.agent import DDPGAgent, init_adam_state, adam_step, invert_gradients, polyak_update, td_target
+from ddpg_cli.agent import DDPGAgent, invert_gradients, polyak_update, td_target
+from ddpg_cli.optim import adam_step, init_adam_state
 from ddpg_cli.config import AgentConfig
 from ddpg_cli.networks import one_unit_linear
 from ddpg_cli.replay_buffer import Batch
