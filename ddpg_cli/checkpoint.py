@@ -5,14 +5,7 @@ format and package versions, the resolved config, the progress counters, every n
 and (for `last`) the noise, RNG and env states and the replay buffer needed for an exact resume.
 Loading uses `torch.load(weights_only=True)`, whose unpickler refuses anything that could run code.
 
-Run directory layout:
-
-    RUN_DIR/config.yaml            the resolved config
-    RUN_DIR/checkpoints/last.pt    everything needed to resume
-    RUN_DIR/checkpoints/best.pt    the best evaluation so far (no replay buffer)
-    RUN_DIR/checkpoints/step_000005000.pt   periodic snapshots (no replay buffer)
-    RUN_DIR/tensorboard/           event files
-    RUN_DIR/summary.json           final numbers of a finished run
+The run directory's layout is `layout.py`'s.
 """
 
 from __future__ import annotations
@@ -31,17 +24,11 @@ import torch
 
 from ddpg_cli import __version__
 from ddpg_cli.errors import CheckpointError, StorageError
+from ddpg_cli.layout import BEST, CHECKPOINT_DIR, LAST, checkpoint_dir  # noqa: F401 - offered here too, with the checkpoints
 
 FORMAT_NAME = "ddpg-cli-checkpoint"
 FORMAT_VERSION = 1
-CHECKPOINT_DIR = "checkpoints"
-LAST = "last.pt"
-BEST = "best.pt"
 TEMP_PREFIX, TEMP_SUFFIX = ".", ".tmp-"  # a file being written is `.NAME.tmp-PID` until it is renamed
-
-
-def checkpoint_dir(run_dir: Path) -> Path:
-    return run_dir / CHECKPOINT_DIR
 
 
 def periodic_name(step: int) -> str:

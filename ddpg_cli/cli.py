@@ -8,9 +8,7 @@ This is the only module that turns domain errors into messages and exit codes:
 from __future__ import annotations
 
 import os
-import re
 import sys
-import time
 from functools import wraps
 from pathlib import Path
 from typing import Annotated, Any, Callable, Optional, TypeVar
@@ -19,7 +17,7 @@ import typer
 from rich.console import Console
 
 from ddpg_cli import __version__
-from ddpg_cli.errors import ConfigError, DdpgError
+from ddpg_cli.errors import ConfigError, DdpgError, describe_error, one_line
 
 app = typer.Typer(
     name="ddpg",
@@ -47,13 +45,13 @@ def reports_errors(command: F) -> F:
         except (typer.Exit, typer.Abort, typer.TyperException):  # Typer's own flow and usage errors
             raise
         except DdpgError as exc:
-            _fail(str(exc), exc.exit_code)
+            _fail(*describe_error(exc))
         except KeyboardInterrupt:
             _fail("interrupted", 130)
         except Exception as exc:  # noqa: BLE001 - the edge of the program: report, do not dump
             if os.environ.get("DDPG_DEBUG"):
                 raise
-            _fail(f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else 'unexpected failure'} (set DDPG_DEBUG=1 for the traceback)", 1)
+            _fail(*describe_error(exc))
 
     return wrapper  # type: ignore[return-value]
 
@@ -61,12 +59,8 @@ def reports_errors(command: F) -> F:
 def _fail(message: str, code: int) -> None:
     from rich.markup import escape  # the message is text: 'ddpg-cli[render]' must not read as markup
 
-    message = _UNPRINTABLE.sub(lambda match: repr(match.group())[1:-1], message)  # one line, whatever a key holds
-    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    err_console.print(f"[bold red]error:[/] {escape(one_line(message))}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
-
-
-_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 def _version(value: bool) -> None:
@@ -96,72 +90,54 @@ def train(
     events: Annotated[bool, typer.Option("--events", hidden=True, help="For engines: JSON events on stdout, the rest on stderr; stop when the parent dies.")] = False,
 ) -> None:
     """Train a DDPG agent; checkpoints and TensorBoard logs go into the run directory."""
-    from ddpg_cli.config import apply_override, build_config, config_to_dict, load_config
-    from ddpg_cli.reproducibility import conditions, resume_warning
-    from ddpg_cli.resources import plan_threads
-    from ddpg_cli.train import load_resume, train as run_training
+    from ddpg_cli.api import prepare_run, train_prepared
+    from ddpg_cli.experiments.events import recording_failure
 
-    overrides = overrides or []
     out = err_console if events else console  # with --events, stdout carries only the events
-    payload = None
-    if resume is not None:
-        if config is not None or run_dir is not None:
-            raise ConfigError("--resume continues a run with its own config and directory; do not pass CONFIG or --run-dir with it")
-        payload = load_resume(resume)
-        data = config_to_dict(build_config(payload["config"]))
-        for assignment in overrides:
-            if assignment.partition("=")[0].strip() != "train.total_steps":
-                raise ConfigError(f"--set {assignment.partition('=')[0]}: only train.total_steps can change when resuming")
-            apply_override(data, assignment)
-        cfg = build_config(data)
-        target = resume
-        if payload.get("resume") and payload["resume"]["replay_buffer"] is None:
-            err_console.print(
-                "[yellow]warning:[/] this checkpoint holds no replay buffer (checkpoint.save_buffer is 'never', or the buffer "
-                "exceeded checkpoint.buffer_limit_mb); training resumes with an empty buffer, so the resume is NOT exact",
-                highlight=False,
-                soft_wrap=True,
-            )
-        if payload["counters"]["step"] >= cfg.train.total_steps:
-            out.print(f"{resume} already finished {payload['counters']['step']:,} of {cfg.train.total_steps:,} steps; raise them with --set train.total_steps=N")
-            return
-        import torch
-
-        threads = plan_threads(cfg)
-        torch.set_num_threads(threads.threads)  # as training will, so that the comparison sees the count
-        ignore = {"torch_threads"} if threads.adaptive else set()  # a count that cannot change the numbers
-        if changed := resume_warning(payload.get("reproducibility"), conditions(), ignore):
-            err_console.print(f"[yellow]warning:[/] {changed}", highlight=False, soft_wrap=True)
-    else:
-        cfg = load_config(config, overrides)
-        target = run_dir or default_run_dir(cfg.env.id, cfg.seed)
-        if (target / "checkpoints").is_dir() and any((target / "checkpoints").glob("*.pt")):
-            raise ConfigError(f"{target} already holds a run; continue it with --resume {target} or choose another --run-dir")
-        threads = plan_threads(cfg)
+    failure_dir = (resume or run_dir) if events else None  # an engine reads why its run failed
+    with recording_failure(failure_dir):
+        prepared = prepare_run(config, overrides or [], run_dir, resume)
+    for warning in prepared.warnings:
+        err_console.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
+    if prepared.finished is not None:
+        out.print(prepared.finished)
+        return
+    cfg, target, threads = prepared.config, prepared.run_dir, prepared.threads
 
     if cfg.train.precision == "bf16" and cfg.train.device != "cuda":
         from ddpg_cli.hardware import cpu_has_fast_bf16
 
         if not cpu_has_fast_bf16():
             err_console.print("[yellow]warning:[/] train.precision is bf16 but this CPU has no native bfloat16 (AVX512-BF16 or AMX); expect it to be much slower than fp32", highlight=False)
-    observer = None
+    observer = _train_observer(events, quiet)
+    action = "resuming" if prepared.resume else "training"
+    count = f"{threads.threads} thread{'s' if threads.threads != 1 else ''} ({threads.reason})"
+    out.print(f"{action} [bold]{cfg.env.id}[/] for {cfg.train.total_steps:,} steps, seed {cfg.seed}, {count} -> {target}", highlight=False, soft_wrap=True)
+    with recording_failure(failure_dir):
+        result = train_prepared(prepared, observer)
+    _report_training(result, out)
+
+
+def _train_observer(events: bool, quiet: bool) -> Any:
     if events:
         from ddpg_cli.experiments.events import EventsObserver, stop_when_parent_dies
 
-        observer = EventsObserver(sys.stdout)
         stop_when_parent_dies()
-    elif not quiet:
+        return EventsObserver(sys.stdout)
+    if not quiet:
         from ddpg_cli.progress import RichTrainView
 
-        observer = RichTrainView(console)
-    action = "resuming" if payload else "training"
-    count = f"{threads.threads} thread{'s' if threads.threads != 1 else ''} ({threads.reason})"
-    out.print(f"{action} [bold]{cfg.env.id}[/] for {cfg.train.total_steps:,} steps, seed {cfg.seed}, {count} -> {target}", highlight=False, soft_wrap=True)
-    result = run_training(cfg, target, resume=payload, observer=observer, threads=threads)
+        return RichTrainView(console)
+    return None
 
+
+def _report_training(result: Any, out: Console) -> None:
+    from ddpg_cli.layout import last_checkpoint
+
+    target = result.run_dir
     if result.stopped_by:
         out.print(
-            f"[yellow]stopped by {result.stopped_by}[/] at step {result.steps:,}; checkpoint saved to {target / 'checkpoints' / 'last.pt'}\n"
+            f"[yellow]stopped by {result.stopped_by}[/] at step {result.steps:,}; checkpoint saved to {last_checkpoint(target)}\n"
             f"resume with: ddpg train --resume {target}",
             highlight=False,
             soft_wrap=True,
@@ -315,78 +291,32 @@ def sweep_command(
     """Train many runs at once, each seed of each --grid setting in its own process.
 
     Every run is an ordinary run directory under --out; Ctrl-C, a crash or kill -9 leaves each resumable with --resume."""
-    from ddpg_cli.config import load_config
-    from ddpg_cli.experiments.local import LocalEngine
-    from ddpg_cli.experiments.sweep import Sweep, create_sweep, parse_grid, parse_seeds
+    from ddpg_cli.api import get_engine, open_sweep, run_sweep
     from ddpg_cli.experiments.sweep_view import LiveSweepView, QuietSweepView
-    from ddpg_cli.resources import plan_jobs
 
-    from ddpg_cli.experiments.ray_engine import check_engine, import_ray
-
-    check_engine(engine_name)
-    if address is not None and engine_name != "ray":
-        raise ConfigError("--address joins a Ray cluster; use it with --engine ray")
-    if engine_name == "ray":
-        import_ray()  # before anything is written
-    jobs_asked = _parse_jobs(jobs) if jobs is not None else None
-    if resume is not None:
-        if config is not None or overrides or seeds is not None or grid or out is not None:
-            raise ConfigError("--resume continues a sweep as it was defined; give only --jobs, --engine, --address, --quiet or --json with it")
-        sweep = Sweep.load(resume)
-        if jobs is not None and jobs_asked != sweep.jobs:
-            sweep.jobs = jobs_asked
-            sweep.save()
-        jobs_count, _ = plan_jobs(sweep.jobs, len(sweep.runs()), sweep.threads)
-    else:
-        base = load_config(config, overrides or [])
-        parsed_grid = parse_grid(grid or [])
-        seed_list = parse_seeds(seeds) if seeds is not None else None
-        target = out or Path("runs") / "sweeps" / default_run_dir(base.env.id, base.seed).name.replace(f"-seed{base.seed}", "")
-        if (target / "sweep.yaml").exists():
-            raise ConfigError(f"{target} already holds a sweep; continue it with ddpg sweep --resume {target}, or choose another --out")
-        count = len(seed_list or [base.seed]) * _combinations(parsed_grid)
-        jobs_count, threads = plan_jobs(jobs_asked, count, base.train.torch_threads)
-        sweep = create_sweep(target, base, seed_list, parsed_grid, threads, str(config) if config else None, list(overrides or []), jobs_asked)
-        sweep.save()
-
-    from ddpg_cli.experiments.runs import collect_runs, group_runs, run_status
-
-    specs = sweep.runs()
-    statuses = {spec.run_dir: run_status(spec.run_dir)[0] for spec in specs}
-    todo = [spec for spec in specs if statuses[spec.run_dir] not in ("done", "running")]
-    busy = sum(status == "running" for status in statuses.values())
+    engine = get_engine(engine_name, address, gpus_per_run)
+    plan = open_sweep(config, overrides or [], seeds, grid or [], out, jobs, resume)
     show = err_console if as_json else console
-    settings = len(sweep.settings())
-    shown = _relative(sweep.out)
+    sweep, settings, shown = plan.sweep, len(plan.sweep.settings()), _relative(plan.sweep.out)
     show.print(
-        f"sweep {shown}: {settings} setting{'s' if settings != 1 else ''} x {len(sweep.seeds)} seed{'s' if len(sweep.seeds) != 1 else ''} = {len(specs)} runs; "
-        f"{len(todo)} to run, {jobs_count} at once, {sweep.threads} torch thread{'s' if sweep.threads != 1 else ''} each"
-        + (f"; {busy} being trained by another process, left alone" if busy else ""),
+        f"sweep {shown}: {settings} setting{'s' if settings != 1 else ''} x {len(sweep.seeds)} seed{'s' if len(sweep.seeds) != 1 else ''} = {len(plan.specs)} runs; "
+        f"{len(plan.todo)} to run, {plan.jobs} at once, {sweep.threads} torch thread{'s' if sweep.threads != 1 else ''} each"
+        + (f"; {plan.busy} being trained by another process, left alone" if plan.busy else ""),
         highlight=False, soft_wrap=True,
     )  # fmt: skip
-    if not todo:
+    if not plan.todo:
         show.print(f"every run of {shown} is done; nothing to do", highlight=False, soft_wrap=True)
-    stop_signal = None
-    if engine_name == "ray":
-        runs, stop_signal = _sweep_on_ray(sweep, todo, address, gpus_per_run, show)
-    else:
-        view = QuietSweepView(show) if quiet or as_json else LiveSweepView(show)
-        engine = LocalEngine(jobs_count)
-        with view:
-            runs = engine.run(todo, on_change=view) if todo else []
-        stop_signal = engine.stop_signal
-
-    groups = group_runs(collect_runs([sweep.out]))
-    _report_comparison(groups, as_json, show, title=f"{' · '.join(dict.fromkeys(g.env_id for g in groups))} · {shown}")
-    failed = [run for run in runs if run.status == "failed"]
-    if stop_signal is not None:
-        saved = sum(run.status == "interrupted" for run in runs)
-        show.print(f"[yellow]stopped by {stop_signal}[/]: {saved} running run{'s' if saved != 1 else ''} saved\nresume with: ddpg sweep --resume {shown}", highlight=False, soft_wrap=True)
-        raise typer.Exit(EXIT_CODES[stop_signal])
-    if failed:
-        for run in failed:
+    with (LiveSweepView(show) if engine.reports_progress and not (quiet or as_json) else QuietSweepView(show)) as view:
+        outcome = run_sweep(plan, engine, on_change=view)
+    _report_comparison(outcome.groups, as_json, show, title=f"{' · '.join(dict.fromkeys(g.env_id for g in outcome.groups))} · {shown}")
+    ended = outcome.result
+    if ended.stop_signal is not None:
+        show.print(f"[yellow]stopped by {ended.stop_signal}[/]: {ended.saved} running run{'s' if ended.saved != 1 else ''} saved\nresume with: ddpg sweep --resume {shown}", highlight=False, soft_wrap=True)
+        raise typer.Exit(EXIT_CODES[ended.stop_signal])
+    if ended.failed:
+        for run in ended.failed:
             err_console.print(f"[bold red]failed:[/] {run.spec.setting} seed {run.spec.seed}: {run.error}", highlight=False, soft_wrap=True)
-        err_console.print(f"{len(failed)} run{'s' if len(failed) != 1 else ''} failed; retry with: ddpg sweep --resume {shown}", highlight=False, soft_wrap=True)
+        err_console.print(f"{len(ended.failed)} run{'s' if len(ended.failed) != 1 else ''} failed; retry with: ddpg sweep --resume {shown}", highlight=False, soft_wrap=True)
         raise typer.Exit(1)
 
 
@@ -451,56 +381,12 @@ def _report_comparison(groups: list[Any], as_json: bool, show: Console, title: s
         show.print(comparison_table(groups, title=title, at=at))
 
 
-def _sweep_on_ray(sweep: Any, todo: list[Any], address: str | None, gpus: float | None, show: Console) -> tuple[list[Any], str | None]:
-    """Run the sweep's unfinished runs as Ray Tune trials; (their progress, the stop signal if any)."""
-    from ddpg_cli.experiments.ray_engine import connect, resolve_gpus, run_sweep_on_ray
-    from ddpg_cli.experiments.sweep import SWEEP_FILE
-    from ddpg_cli.experiments.sweep_view import QuietSweepView
-    from ddpg_cli.resources import usable_cpus
-
-    if not todo:
-        return [], None
-    import ray
-
-    connect(address, num_cpus=usable_cpus())
-    view = QuietSweepView(show, total=len(todo))
-    received: list[str] = []
-    try:
-        runs = run_sweep_on_ray(todo, sweep.out, sweep.out / SWEEP_FILE, sweep.threads, resolve_gpus(gpus, todo[0].config), on_end=lambda run: view([run]))
-    except KeyboardInterrupt:
-        received.append("SIGINT")
-        runs = []
-    finally:
-        ray.shutdown()
-    interrupted = [run for run in runs if run.status == "interrupted"]
-    return runs, ("SIGINT" if received or interrupted else None)
-
-
 def _relative(path: Path) -> Path:
     """`path` as seen from the working directory when it lies below it (shorter to read and to paste)."""
     try:
         return path.relative_to(Path.cwd())
     except ValueError:
         return path
-
-
-def _parse_jobs(value: str) -> int | None:
-    if value.strip().lower() == "auto":
-        return None
-    try:
-        jobs = int(value)
-    except ValueError:
-        jobs = 0
-    if jobs < 1:
-        raise ConfigError(f"--jobs must be a positive number or auto, got {value!r}")
-    return jobs
-
-
-def _combinations(grid: dict[str, list[Any]]) -> int:
-    count = 1
-    for values in grid.values():
-        count *= len(values)
-    return count
 
 
 # --- tune ------------------------------------------------------------------------------------------
@@ -530,137 +416,54 @@ def tune_command(
     """Search hyperparameters with Optuna, each trial's seeds as ordinary runs (processes).
 
     Pruned trials stop cleanly with their checkpoints; OUT/best.yaml is the best trial's config."""
-    from ddpg_cli.config import load_config
-    from ddpg_cli.experiments.local import LocalEngine
-    from ddpg_cli.experiments.tune import (PRUNERS, SAMPLERS, TuneSetup, finished_count, import_optuna, open_study, read_space_file,
-                                           recover, run_study, space_dimensions, study_report, write_best, write_plots)  # fmt: skip
-    from ddpg_cli.resources import plan_jobs
+    from ddpg_cli.api import open_search, run_search
 
-    from ddpg_cli.experiments.ray_engine import check_engine, import_ray
-
-    check_engine(engine_name)
-    if address is not None and engine_name != "ray":
-        raise ConfigError("--address joins a Ray cluster; use it with --engine ray")
-    if engine_name == "ray":
-        import_ray()
-    if engine_name == "ray" and (storage is not None or study is not None):
-        raise ConfigError("--storage and --study are for the local engine; with --engine ray the search lives in Ray's experiment under OUT/ray")
-    jobs_asked = _parse_jobs(jobs) if jobs is not None else None
-    if trials is not None and trials < 1:
-        raise ConfigError(f"--trials must be at least 1, got {trials}")
-    if seeds_per_trial < 1:
-        raise ConfigError(f"--seeds-per-trial must be at least 1, got {seeds_per_trial}")
-    if pruner not in PRUNERS:
-        raise ConfigError(f"--pruner must be one of {', '.join(PRUNERS)}, got {pruner!r}")
-    if sampler not in SAMPLERS:
-        raise ConfigError(f"--sampler must be one of {', '.join(SAMPLERS)}, got {sampler!r}")
-    import_optuna()
+    plan = open_search(config, overrides or [], space, trials, seeds_per_trial, jobs, out, storage, study, pruner, sampler, resume, engine_name, address, gpus_per_run)
     show = err_console if as_json else console
-    if resume is not None:
-        if config is not None or overrides or space is not None or out is not None or storage is not None or study is not None:
-            raise ConfigError("--resume continues a search as it was defined; give only --trials, --jobs, --quiet or --json with it")
-        setup = TuneSetup.load(resume)
-        if setup.engine == "ray":
-            if trials is not None:
-                raise ConfigError("a search on Ray resumes to the trials it was given; start a new search for more")
-            handle, target = None, setup.trials
-        else:
-            handle = open_study(setup, create=False)
-            if retried := recover(setup, handle):
-                show.print(f"trials {', '.join(map(str, retried))} were cut off; marked failed, their settings queued again", highlight=False)
-            target = finished_count(handle) + trials if trials is not None else setup.trials
-            setup.trials = target
-    else:
-        base = load_config(config, overrides or [])
-        target_dir = out or Path("runs") / "tune" / default_run_dir(base.env.id, base.seed).name.replace(f"-seed{base.seed}", "")
-        if (target_dir / "tune.yaml").exists():
-            raise ConfigError(f"{target_dir} already holds a search; continue it with ddpg tune --resume {target_dir}, or choose another --out")
-        space_data = read_space_file(space)
-        dimensions = space_dimensions(space_data, base, space or Path("the default space"))
-        from ddpg_cli.config import config_to_dict
-
-        setup = TuneSetup(target_dir.resolve(), config_to_dict(base), space_data, study or target_dir.name, storage, trials or 20, seeds_per_trial, sampler, pruner, 1, engine_name,
-                          jobs_asked, dimensions)  # fmt: skip
-        handle = open_study(setup, create=True) if engine_name == "local" else None  # an unreachable storage fails here, before anything is written
-        setup.save()
-        target = setup.trials
-    if jobs is not None:
-        setup.jobs = jobs_asked
-    jobs_count, threads = plan_jobs(setup.jobs, max(setup.seeds_per_trial, 2), setup.base["train"].get("torch_threads"))
-    jobs_count = max(jobs_count, setup.seeds_per_trial)
-    if resume is None:
-        setup.threads = threads
-    setup.save()
-
-    shown = _relative(setup.out)
-    done_before = finished_count(handle) if handle is not None else 0
+    setup, shown, url = plan.setup, _relative(plan.setup.out), plan.setup.storage_url()
+    if plan.retried:
+        show.print(f"trials {', '.join(map(str, plan.retried))} were cut off; marked failed, their settings queued again", highlight=False)
     show.print(
-        f"study {setup.study!r} in {_relative(Path(setup.storage_url())) if '://' not in setup.storage_url() else setup.storage_url()}: "
-        f"{done_before} of {target} trials finished; {setup.seeds_per_trial} seed{'s' if setup.seeds_per_trial != 1 else ''} a trial, "
-        f"{jobs_count} run{'s' if jobs_count != 1 else ''} at once, {setup.threads} torch thread{'s' if setup.threads != 1 else ''} each; {len(setup.dimensions)} hyperparameters",
+        f"study {setup.study!r} in {_relative(Path(url)) if '://' not in url else url}: "
+        f"{plan.finished_before} of {plan.target} trials finished; {setup.seeds_per_trial} seed{'s' if setup.seeds_per_trial != 1 else ''} a trial, "
+        f"{plan.jobs} run{'s' if plan.jobs != 1 else ''} at once, {setup.threads} torch thread{'s' if setup.threads != 1 else ''} each; {len(setup.dimensions)} hyperparameters",
         highlight=False, soft_wrap=True,
     )  # fmt: skip
-
-    def on_trial(outcome: Any) -> None:
-        if quiet or as_json:
-            return
-        value = f"{outcome.value:.2f}" if outcome.value is not None else (outcome.error or "-")
-        if outcome.pruned_at is not None:
-            value += f" at {outcome.pruned_at:,} steps"
-        params = "  ".join(f"{key.rsplit('.', 1)[-1]}={_short(val)}" for key, val in outcome.params.items())
-        show.print(f"trial {outcome.number:>4} {outcome.state:<8} {value}  {params}", highlight=False, markup=False, soft_wrap=True)
-
-    stop_signal = None
-    if setup.engine == "ray":
-        handle, stop_signal = _tune_on_ray(setup, address, gpus_per_run, on_trial, resume is not None)
-        outcomes = []
-    else:
-        engine = LocalEngine(jobs_count)
-        outcomes = run_study(setup, handle, engine, target, on_trial)
-        stop_signal = engine.stop_signal
-    if handle is None:  # a search on Ray stopped before it reported anything
-        show.print(f"[yellow]stopped by {stop_signal}[/]; resume with: ddpg tune --resume {shown}", highlight=False, soft_wrap=True)
-        raise typer.Exit(EXIT_CODES[stop_signal or "SIGINT"])
-    best = write_best(setup, handle)
-    plots = write_plots(setup, handle)
-    report = study_report(setup, handle)
+    outcome = run_search(plan, on_trial=None if quiet or as_json else lambda trial: _print_trial(trial, show))
+    if outcome.report is None:  # stopped before any trial reported
+        show.print(f"[yellow]stopped by {outcome.stop_signal}[/]; resume with: ddpg tune --resume {shown}", highlight=False, soft_wrap=True)
+        raise typer.Exit(EXIT_CODES[outcome.stop_signal or "SIGINT"])
     if as_json:
         import json
 
-        typer.echo(json.dumps(report))
+        typer.echo(json.dumps(outcome.report))
     else:
-        show.print(_trials_table(report))
-        if best is not None:
-            show.print(f"best: trial {report['best']['number']}, {report['best']['value']:.2f}; its config: {_relative(best)} (ddpg train {_relative(best)})", highlight=False, soft_wrap=True)
-        for plot in plots:
-            show.print(f"wrote {_relative(plot)}", highlight=False, soft_wrap=True)
-        if setup.engine != "ray" and "://" not in setup.storage_url():  # Ray keeps its own results, not an Optuna storage
-            show.print(f"live view: optuna-dashboard {_relative(Path(setup.storage_url()))}", highlight=False, soft_wrap=True)
-    if stop_signal is not None:
-        show.print(f"[yellow]stopped by {stop_signal}[/]; the runs saved; resume with: ddpg tune --resume {shown}", highlight=False, soft_wrap=True)
-        raise typer.Exit(EXIT_CODES[stop_signal])
-    if report["best"] is None and any(t["state"] == "failed" for t in report["trials"]):
+        _print_search(outcome, setup, show)
+    if outcome.stop_signal is not None:
+        show.print(f"[yellow]stopped by {outcome.stop_signal}[/]; the runs saved; resume with: ddpg tune --resume {shown}", highlight=False, soft_wrap=True)
+        raise typer.Exit(EXIT_CODES[outcome.stop_signal])
+    if outcome.failed:
         raise typer.Exit(1)
 
 
-def _tune_on_ray(setup: Any, address: str | None, gpus: float | None, on_trial: Callable[[Any], None], resume: bool) -> tuple[Any, str | None]:
-    """Run the search as a Ray Tune experiment; (its trials as an Optuna study, the stop signal if any)."""
-    from ddpg_cli.experiments.ray_engine import connect, resolve_gpus, tune_on_ray
-    from ddpg_cli.resources import usable_cpus
+def _print_trial(outcome: Any, show: Console) -> None:
+    value = f"{outcome.value:.2f}" if outcome.value is not None else (outcome.error or "-")
+    if outcome.pruned_at is not None:
+        value += f" at {outcome.pruned_at:,} steps"
+    params = "  ".join(f"{key.rsplit('.', 1)[-1]}={_short(val)}" for key, val in outcome.params.items())
+    show.print(f"trial {outcome.number:>4} {outcome.state:<8} {value}  {params}", highlight=False, markup=False, soft_wrap=True)
 
-    import ray
 
-    connect(address, num_cpus=usable_cpus())
-    try:
-        study = tune_on_ray(setup, resolve_gpus(gpus, setup.base_config), on_trial, resume)
-    except KeyboardInterrupt:
-        return None, "SIGINT"
-    finally:
-        ray.shutdown()
-    # Ray returns normally on Ctrl-C too: a search cut short shows trials stopped before their first
-    # evaluation (read back as pruned with no values) and fewer trials than it was given.
-    unfinished = sum(t.state.name == "PRUNED" and not t.intermediate_values for t in study.trials)
-    return study, ("SIGINT" if unfinished and len(study.trials) < setup.trials else None)
+def _print_search(outcome: Any, setup: Any, show: Console) -> None:
+    report = outcome.report
+    show.print(_trials_table(report))
+    if outcome.best_config is not None:
+        best = _relative(outcome.best_config)
+        show.print(f"best: trial {report['best']['number']}, {report['best']['value']:.2f}; its config: {best} (ddpg train {best})", highlight=False, soft_wrap=True)
+    for plot in outcome.plots:
+        show.print(f"wrote {_relative(plot)}", highlight=False, soft_wrap=True)
+    if (journal := setup.journal_file()) is not None:  # a search on Ray keeps its own results, not an Optuna storage
+        show.print(f"live view: optuna-dashboard {_relative(journal)}", highlight=False, soft_wrap=True)
 
 
 def _short(value: Any) -> str:
@@ -742,11 +545,6 @@ def config_reference_command() -> None:
     from ddpg_cli.config_reference import config_reference
 
     typer.echo(config_reference(), nl=False)
-
-
-def default_run_dir(env_id: str, seed: int) -> Path:
-    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", env_id.split(":")[-1])
-    return Path("runs") / f"{name}-seed{seed}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
 def _duration(seconds: float) -> str:

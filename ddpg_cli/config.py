@@ -189,13 +189,18 @@ def apply_override(data: dict[str, Any], assignment: str) -> None:
     if not sep or not key:
         raise ConfigError(f"--set expects KEY=VALUE, got {assignment!r}")
     value = parse_yaml(raw_value, f"--set {key}") if raw_value.strip() else None
+    set_dotted(data, key, value)
+
+
+def set_dotted(data: dict[str, Any], key: str, value: Any, option: str = "--set") -> None:
+    """`data[a][b] = value` for `key` "a.b", making sections as needed; `option` names the key's source
+    in the error when a section on the way is a value."""
     node = data
     parts = key.split(".")
     for depth, part in enumerate(parts[:-1]):
         child = node.setdefault(part, {})
         if not isinstance(child, dict):
-            prefix = ".".join(parts[: depth + 1])
-            raise ConfigError(f"--set {key}: {prefix} is a value, not a section")
+            raise ConfigError(f"{option} {key}: {'.'.join(parts[: depth + 1])} is a value, not a section")
         node = child
     node[parts[-1]] = value
 

@@ -1,7 +1,12 @@
 """The domain errors the core raises.
 
 Only `cli.py` turns them into one line on stderr and an exit code; everything below it raises.
+`describe_error` is that line and that code, for the edge and for a run's failure record alike.
 """
+
+from __future__ import annotations
+
+import re
 
 
 class DdpgError(Exception):
@@ -64,3 +69,20 @@ class RunBusyError(DdpgError):
     """A run directory that another process is training right now."""
 
     exit_code = 2
+
+
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def one_line(message: str) -> str:
+    """`message` on one printable line, whatever a key or a path in it holds."""
+    return _UNPRINTABLE.sub(lambda match: repr(match.group())[1:-1], message)
+
+
+def describe_error(exc: BaseException) -> tuple[str, int]:
+    """(the one-line reason, the exit code) of a failure: a domain error says what it is; anything
+    else names its type and first line, and how to see the traceback."""
+    if isinstance(exc, DdpgError):
+        return one_line(str(exc)), exc.exit_code
+    text = str(exc).strip()
+    return one_line(f"{type(exc).__name__}: {text.splitlines()[0] if text else 'unexpected failure'} (set DDPG_DEBUG=1 for the traceback)"), 1

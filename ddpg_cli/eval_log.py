@@ -16,8 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ddpg_cli.evaluate import EvalResult
-
-EVALUATIONS_FILE = "evaluations.csv"
+from ddpg_cli.layout import EVALUATIONS_FILE
 COLUMNS = ("step", "wall_s", "mean", "std", "min", "max", "episodes", "returns", "lengths")
 
 

@@ -37,7 +37,7 @@ import numpy as np
 import torch
 
 from ddpg_cli import __version__
-from ddpg_cli.checkpoint import CHECKPOINT_DIR
+from ddpg_cli.layout import CHECKPOINT_DIR, EXPORT_DIR
 from ddpg_cli.envs import make_env
 from ddpg_cli.errors import ExportError, MissingExtraError, OutputError
 from ddpg_cli.networks import DeployedPolicy
@@ -123,7 +123,7 @@ def require_onnx() -> None:
 def default_export_path(checkpoint: Path, fmt: str) -> Path:
     """`<run_dir>/export/policy.onnx` (or `.pt`); beside the file when it is not in a run dir."""
     run_dir = checkpoint.parent.parent if checkpoint.parent.name == CHECKPOINT_DIR else checkpoint.parent
-    return run_dir / "export" / f"policy{FORMATS[fmt]}"
+    return run_dir / EXPORT_DIR / f"policy{FORMATS[fmt]}"
 
 
 def sidecar_path(out: Path) -> Path:

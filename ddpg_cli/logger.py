@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Mapping
 
-TENSORBOARD_DIR = "tensorboard"
+from ddpg_cli.layout import TENSORBOARD_DIR
 
 
 class RunLogger:

@@ -12,16 +12,19 @@ import os
 import random
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import torch
 
 from ddpg_cli import checkpoint as ckpt
+from ddpg_cli import reproducibility
 from ddpg_cli.agent import DDPGAgent
-from ddpg_cli.config import Config, config_to_dict
+from ddpg_cli.config import Config, apply_override, build_config, config_to_dict
 from ddpg_cli.envs import scale_action, set_env_rng_state
-from ddpg_cli.errors import CheckpointError, OutputError, RunBusyError
+from ddpg_cli.errors import CheckpointError, ConfigError, OutputError, RunBusyError
+from ddpg_cli.layout import LOCK_FILE, holds_checkpoints
+from ddpg_cli.resources import ThreadPlan, plan_threads
 from ddpg_cli.replay_buffer import ReplayBuffer
 from ddpg_cli.reproducibility import conditions
 
@@ -174,9 +177,61 @@ def load_resume(run_dir: Path) -> dict[str, Any]:
     return payload
 
 
-# --- one trainer per run dir -----------------------------------------------------------------------
+# --- preparing a run: the rules every caller gets -------------------------------------------------
 
-LOCK_FILE = ".lock"
+RESUMABLE_KEY = "train.total_steps"  # the one key a resume may change
+NO_BUFFER_WARNING = ("this checkpoint holds no replay buffer (checkpoint.save_buffer is 'never', or the buffer exceeded checkpoint.buffer_limit_mb); "
+                     "training resumes with an empty buffer, so the resume is NOT exact")  # fmt: skip
+
+
+@dataclass
+class PreparedRun:
+    """A run ready to train: fresh (`resume` None) or continuing from its `last` checkpoint. What the
+    caller should tell the user comes as data: `warnings` (one line each), and `finished` when a resumed
+    run has already reached its steps (then there is nothing to train)."""
+
+    config: Config
+    run_dir: Path
+    threads: ThreadPlan | None
+    resume: dict[str, Any] | None = None  # the `last` checkpoint's payload
+    warnings: list[str] = field(default_factory=list)
+    finished: str | None = None
+
+
+def prepare_fresh(config: Config, run_dir: Path) -> PreparedRun:
+    """A new run in `run_dir`, which must not hold one already."""
+    if holds_checkpoints(run_dir):
+        raise ConfigError(f"{run_dir} already holds a run; continue it with --resume {run_dir} or choose another --run-dir")
+    return PreparedRun(config, run_dir, plan_threads(config))
+
+
+def prepare_resume(run_dir: Path, overrides: Sequence[str] = ()) -> PreparedRun:
+    """The run in `run_dir`, to continue with its own config; only `train.total_steps` may change
+    (`--set train.total_steps=N` in `overrides`). The thread count is set before the conditions are
+    compared with the checkpoint's, as training will set it."""
+    payload = load_resume(run_dir)
+    data = config_to_dict(build_config(payload["config"]))
+    for assignment in overrides:
+        if assignment.partition("=")[0].strip() != RESUMABLE_KEY:
+            raise ConfigError(f"--set {assignment.partition('=')[0]}: only {RESUMABLE_KEY} can change when resuming")
+        apply_override(data, assignment)
+    config = build_config(data)
+    prepared = PreparedRun(config, run_dir, None, payload)
+    if payload.get("resume") and payload["resume"]["replay_buffer"] is None:
+        prepared.warnings.append(NO_BUFFER_WARNING)
+    step, total = payload["counters"]["step"], config.train.total_steps
+    if step >= total:
+        prepared.finished = f"{run_dir} already finished {step:,} of {total:,} steps; raise them with --set {RESUMABLE_KEY}=N"
+        return prepared
+    prepared.threads = threads = plan_threads(config)
+    torch.set_num_threads(threads.threads)  # as training will, so that the comparison sees the count
+    ignore = {"torch_threads"} if threads.adaptive else set()  # a count that cannot change the numbers
+    if changed := reproducibility.resume_warning(payload.get("reproducibility"), reproducibility.conditions(), ignore):
+        prepared.warnings.append(changed)
+    return prepared
+
+
+# --- one trainer per run dir -----------------------------------------------------------------------
 
 
 class RunLock:

@@ -34,6 +34,7 @@ from ddpg_cli.envs import env_rng_state, make_env, make_vector_env, scale_action
 from ddpg_cli.errors import ConfigError, OutputError, TrainingDiverged
 from ddpg_cli.eval_log import append_evaluation, truncate_after
 from ddpg_cli.evaluate import EvalResult, evaluate
+from ddpg_cli.layout import CONFIG_FILE, SUMMARY_FILE
 from ddpg_cli.logger import RunLogger
 from ddpg_cli.networks import DeployedPolicy
 from ddpg_cli.noise import make_noise, sigma_at
@@ -221,7 +222,7 @@ class Run:
                 ckpt.remove_stale_temp_files(directory)
             evaluations_kept_to = self.counters.step  # evaluations made after the checkpoint are redone
         try:  # config.yaml describes the run as it now goes (a resume may raise train.total_steps)
-            _write_text(run_dir / "config.yaml", config_to_yaml(config))
+            _write_text(run_dir / CONFIG_FILE, config_to_yaml(config))
             truncate_after(run_dir, evaluations_kept_to)
         except OSError as exc:
             raise OutputError(f"cannot write the run directory {run_dir}: {exc.strerror or exc}") from None
@@ -375,7 +376,7 @@ class Run:
             "best_eval": counters.best_eval,
             "exact_resume": self.exact,
         }
-        _write_text(self.run_dir / "summary.json", json.dumps(summary, indent=2))
+        _write_text(self.run_dir / SUMMARY_FILE, json.dumps(summary, indent=2))
 
     def last_good_checkpoint(self) -> str:
         last = ckpt.checkpoint_dir(self.run_dir) / ckpt.LAST

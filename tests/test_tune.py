@@ -79,7 +79,7 @@ def test_a_pruned_trial_stops_early_with_its_checkpoints_intact(tmp_path, space)
     """A threshold no run can reach prunes every trial at its first evaluation (step 200 of 400)."""
     from ddpg_cli.config import config_to_dict, load_config
     from ddpg_cli.checkpoint import load_checkpoint
-    from ddpg_cli.experiments.local import LocalEngine
+    from ddpg_cli.experiments.local import ProcessPool
     from ddpg_cli.experiments.tune import TuneSetup, open_study, read_space_file, run_study, space_dimensions
 
     base = load_config(Path(SMOKE), BUDGET)
@@ -88,7 +88,7 @@ def test_a_pruned_trial_stops_early_with_its_checkpoints_intact(tmp_path, space)
     setup.save()
     study = open_study(setup, create=True)
     study.pruner = optuna.pruners.ThresholdPruner(lower=1e9)
-    outcomes = run_study(setup, study, LocalEngine(jobs=2), target=2)
+    outcomes = run_study(setup, study, ProcessPool(jobs=2), target=2)
     assert [o.state for o in outcomes] == ["pruned", "pruned"]
     assert [o.pruned_at for o in outcomes] == [200, 200]  # reported with the value it was pruned on
     assert {o.number: o.value for o in outcomes} == {t.number: t.intermediate_values[200] for t in study.get_trials()}

@@ -1,17 +1,22 @@
 """How a run started by an engine talks to it: `ddpg train --events` prints one JSON object per line
-on stdout (start, progress about once a second, each evaluation) and its human output on stderr, and
-it stops (saving, as on SIGTERM) when the engine that started it dies, even by kill -9."""
+on stdout (start, progress about once a second, each evaluation) and its human output on stderr, it
+stops (saving, as on SIGTERM) when the engine that started it dies, even by kill -9, and when it fails
+it writes its reason and exit code to RUN/failure.json, which the engine reads."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import threading
 import time
-from typing import IO, Any
+from pathlib import Path
+from typing import IO, Any, Iterator
 
+from ddpg_cli.errors import describe_error
 from ddpg_cli.evaluate import EvalResult
+from ddpg_cli.layout import write_failure
 from ddpg_cli.train import TrainObserver
 
 PROGRESS_INTERVAL_S = 1.0
@@ -57,3 +62,18 @@ def stop_when_parent_dies(poll_s: float = 0.5) -> None:
         os.kill(os.getpid(), signal.SIGTERM)
 
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
+@contextlib.contextmanager
+def recording_failure(run_dir: Path | None) -> Iterator[None]:
+    """A failure inside becomes RUN/failure.json (the same line and exit code the command reports)
+    before it goes on; a stop signal is no failure. None records nothing (a run started by hand)."""
+    try:
+        yield
+    except Exception as exc:
+        if run_dir is not None:
+            message, code = describe_error(exc)
+            with contextlib.suppress(OSError):
+                run_dir.mkdir(parents=True, exist_ok=True)
+                write_failure(run_dir, code, message)
+        raise

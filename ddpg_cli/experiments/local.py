@@ -1,11 +1,12 @@
-"""The local engine: run specs as `ddpg train --events` child processes, a few at a time.
+"""The local engine's machinery: run specs as `ddpg train --events` child processes, a few at a time
+(`ProcessPool`; `engines.LocalEngine` is the engine over it).
 
 Each run is its own process, on the same code path as `ddpg train`: a crash, a NaN or an env error in
 one never takes down the others, and exact resume, checkpoints and TensorBoard work unchanged. A
-run's human output (and its one-line error, if it fails) goes to RUN/train.log.
+run's human output goes to RUN/train.log; a run that fails writes its reason to RUN/failure.json.
 
 Stopping: SIGINT or SIGTERM to the engine reaches every running child, which saves `last` and exits;
-the engine starts nothing new and returns once all have exited. If the engine itself is killed
+the pool starts nothing new and returns once all have exited. If the engine itself is killed
 (kill -9), each child notices that its parent is gone and stops the same way (events.py).
 """
 
@@ -22,10 +23,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from ddpg_cli.checkpoint import LAST, checkpoint_dir
 from ddpg_cli.config import config_to_yaml
-from ddpg_cli.experiments.runs import LOG_FILE, clear_failure, record_failure
 from ddpg_cli.experiments.sweep import RunSpec
+from ddpg_cli.layout import CONFIG_FILE, LOG_FILE, clear_failure, clear_unsaved, last_checkpoint, read_failure, write_failure
 
 SIGNAL_EXIT_CODES = {130: "SIGINT", 143: "SIGTERM"}
 
@@ -51,7 +51,7 @@ class RunProgress:
         return max(self.total - self.step, 0) / self.steps_per_second
 
 
-class LocalEngine:
+class ProcessPool:
     """Starts runs as child processes and follows them. `run` is a sweep's whole schedule; a tuner
     drives `start`, `reap` and `stop_run` itself, inside `handling_signals`."""
 
@@ -127,7 +127,7 @@ class LocalEngine:
 
     def reap(self) -> list[RunProgress]:
         """The runs that have ended since the last call, their status set: done, interrupted (a stop
-        signal, theirs or the engine's) or failed (with the reason from their log)."""
+        signal, theirs or the engine's) or failed (with the reason they recorded)."""
         ended = []
         for run in list(self._active):
             child = self._children.get(run.spec.run_dir)
@@ -144,8 +144,7 @@ class LocalEngine:
                 run.status = "interrupted"
             else:
                 run.status = "failed"
-                run.error = last_error(run.spec.run_dir / LOG_FILE) or f"exited with code {code}"
-                record_failure(run.spec.run_dir, code, run.error)
+                run.error = failure_reason(run.spec.run_dir, code)
             ended.append(run)
         return ended
 
@@ -178,37 +177,22 @@ def launch(spec: RunSpec, python: str = sys.executable) -> subprocess.Popen[str]
     run_dir = spec.run_dir
     run_dir.mkdir(parents=True, exist_ok=True)
     clear_failure(run_dir)
-    if (checkpoint_dir(run_dir) / LAST).is_file():
+    if last_checkpoint(run_dir).is_file():
         args = ["train", "--resume", str(run_dir)]
     else:
-        _clear_unsaved(run_dir)
-        config_file = run_dir / "config.yaml"
+        clear_unsaved(run_dir)
+        config_file = run_dir / CONFIG_FILE
         config_file.write_text(config_to_yaml(spec.config), encoding="utf-8")
         args = ["train", str(config_file), "--run-dir", str(run_dir)]
     with open(run_dir / LOG_FILE, "a", encoding="utf-8") as log:  # the child holds its own copy
         return subprocess.Popen([python, "-m", "ddpg_cli", *args, "--events"], stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL, text=True, bufsize=1)
 
 
-def _clear_unsaved(run_dir: Path) -> None:
-    """What a run killed before its first `last.pt` left behind (a best.pt, TensorBoard events, the
-    first evaluations): it starts again from scratch, and its files with it."""
-    import shutil
-
-    for snapshot in checkpoint_dir(run_dir).glob("*.pt"):
-        snapshot.unlink(missing_ok=True)
-    shutil.rmtree(run_dir / "tensorboard", ignore_errors=True)
-    for name in ("evaluations.csv", "summary.json"):
-        (run_dir / name).unlink(missing_ok=True)
-
-
-def last_error(log: Path) -> str | None:
-    """The one-line reason a failed run gave (its last `error: ...` line), without the prefix."""
-    try:
-        lines = log.read_text(encoding="utf-8", errors="replace").splitlines()
-    except OSError:
-        return None
-    for line in reversed(lines):
-        if line.startswith("error: "):
-            return line.removeprefix("error: ").strip()
-    return next((line.strip() for line in reversed(lines) if line.strip()), None)
-
+def failure_reason(run_dir: Path, exit_code: int) -> str:
+    """Why a run that exited with `exit_code` failed: the reason it recorded itself (failure.json), or,
+    for one killed before it could (a crash of the interpreter), a record of how it exited."""
+    reason = read_failure(run_dir)
+    if reason is None:
+        reason = f"exited with code {exit_code}"
+        write_failure(run_dir, exit_code, reason)
+    return reason

@@ -12,6 +12,7 @@ mount: each trial checks that it sees the sweep's or search's file there before 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -20,13 +21,14 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from ddpg_cli.config import build_config
 from ddpg_cli.errors import ConfigError, DdpgError, MissingExtraError
-from ddpg_cli.experiments.local import RunProgress, last_error, launch
-from ddpg_cli.experiments.runs import LOG_FILE, record_failure
+from ddpg_cli.experiments.local import RunProgress, failure_reason, launch
 from ddpg_cli.experiments.sweep import RunSpec
+from ddpg_cli.layout import RAY_DIR, TUNE_FILE, read_failure, seed_dir_name, seed_dirs, trial_dir_name, trial_dirs, trial_number
+from ddpg_cli.layout import final_eval as run_final_eval
 from ddpg_cli.reproducibility import DEFAULT_MKL_MODE, MKL_MODE_VARIABLE
 
 MAX_FAILURES = 2  # restarts of a trial whose node or process was lost (its runs resume)
@@ -66,6 +68,22 @@ def connect(address: str | None, num_cpus: int | None = None) -> None:
                  include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR, ignore_reinit_error=True)  # fmt: skip
     except (ConnectionError, RuntimeError, ValueError) as exc:
         raise RayUnreachable(f"cannot join the Ray cluster at {address or os.environ.get('RAY_ADDRESS')}: {str(exc).strip().splitlines()[0][:200]}") from None
+
+
+@contextlib.contextmanager
+def cluster(address: str | None) -> Iterator[list[bool]]:
+    """Joined to (or running) a Ray cluster for the block, shut down after it. Ctrl-C inside ends the
+    block early: the list it yields then holds True."""
+    from ddpg_cli.resources import usable_cpus
+
+    connect(address, num_cpus=usable_cpus())
+    stopped: list[bool] = []
+    try:
+        yield stopped
+    except KeyboardInterrupt:
+        stopped.append(True)
+    finally:
+        import_ray().shutdown()
 
 
 def resolve_gpus(asked: float | None, config: Any) -> float:
@@ -143,8 +161,7 @@ def run_specs_in_trial(specs: list[RunSpec], marker: Path, report: Callable[[dic
         for spec, child in children:
             code = child.wait()
             if code in RUN_FAILED_CODES:
-                error = last_error(spec.run_dir / LOG_FILE) or f"exited with code {code}"
-                record_failure(spec.run_dir, code, error)
+                error = failure_reason(spec.run_dir, code)
                 failures.append(f"seed {spec.seed}: {error}")
             elif code != 0:
                 lost.append(f"{spec.setting} seed {spec.seed}: exited with code {code}")
@@ -160,13 +177,10 @@ def run_specs_in_trial(specs: list[RunSpec], marker: Path, report: Callable[[dic
                     child.wait(timeout=120)
                 except subprocess.TimeoutExpired:
                     child.kill()
-    finals = [_final_eval(spec.run_dir) for spec in specs]
-    return {"step": total, "eval_return": sum(finals) / len(finals), "done": True}
-
-
-def _final_eval(run_dir: Path) -> float:
-    summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
-    return float(summary["final_eval"]["mean"])
+    finals = [run_final_eval(spec.run_dir) for spec in specs]
+    if any(value is None for value in finals):
+        raise RuntimeError("a run ended without its final evaluation")
+    return {"step": total, "eval_return": sum(finals) / len(finals), "done": True}  # type: ignore[arg-type]
 
 
 def tune_report(metrics: dict[str, Any], run_dir: Path | None) -> None:
@@ -191,17 +205,19 @@ def _sweep_trial(params: dict[str, Any]) -> None:
     tune.report(final)
 
 
-def run_sweep_on_ray(specs: list[RunSpec], out: Path, marker: Path, threads: int, gpus: float, on_end: Callable[[RunProgress], None] | None = None) -> list[RunProgress]:
-    """Every spec as one Ray Tune trial (a plain grid), `threads` CPUs (and `gpus` GPUs) each."""
+def run_sweep_on_ray(specs: list[RunSpec], out: Path, marker: Path, threads: int, gpus: float,
+                     on_change: Callable[[list[RunProgress]], None] | None = None) -> list[RunProgress]:  # fmt: skip
+    """Every spec as one Ray Tune trial (a plain grid), `threads` CPUs (and `gpus` GPUs) each;
+    `on_change` sees every run each time one ends."""
     from ray import tune
 
     runs = {str(spec.run_dir): RunProgress(spec, total=spec.config.train.total_steps) for spec in specs}
-    callback = _end_callback(runs, on_end)
+    callback = _end_callback(runs, (lambda run: on_change(list(runs.values()))) if on_change else None)
     tuner = tune.Tuner(
         tune.with_resources(_sweep_trial, {"cpu": threads, "gpu": gpus}),
         param_space={"run": tune.grid_search([spec_to_dict(spec) for spec in specs]), "marker": str(marker)},
         tune_config=tune.TuneConfig(trial_name_creator=_trial_name, trial_dirname_creator=_trial_name),
-        run_config=tune.RunConfig(name="sweep", storage_path=str(out / "ray"), failure_config=tune.FailureConfig(max_failures=MAX_FAILURES),
+        run_config=tune.RunConfig(name="sweep", storage_path=str(out / RAY_DIR), failure_config=tune.FailureConfig(max_failures=MAX_FAILURES),
                                   verbose=0, callbacks=[callback], log_to_file=True),  # fmt: skip
     )
     results = tuner.fit()
@@ -215,14 +231,14 @@ def run_sweep_on_ray(specs: list[RunSpec], out: Path, marker: Path, threads: int
         elif (result.metrics or {}).get("failed"):
             run.status, run.error = "failed", run.error or result.metrics.get("error")
         elif run.status in ("running", "pending"):
-            run.status = "done" if (run.spec.run_dir / "summary.json").is_file() else "interrupted"
+            run.status = "done" if run_final_eval(run.spec.run_dir) is not None else "interrupted"
     return list(runs.values())
 
 
 def _trial_name(trial: Any) -> str:
     run = trial.config.get("run") if trial.config else None
     if isinstance(run, dict):
-        return f"{run['setting']}-seed-{run['seed']}"[:120]
+        return f"{run['setting']}-{seed_dir_name(run['seed'])}"[:120]
     return f"trial-{trial.trial_id}"
 
 
@@ -287,16 +303,7 @@ def _end_callback_class() -> type:
 def _failure_of(trial: Any) -> str:
     """The run's own one-line reason, read from its failure record (Ray keeps only a traceback)."""
     run = trial.config.get("run", {}) if trial.config else {}
-    record = Path(run.get("run_dir", "")) / "failure.json"
-    try:
-        return str(json.loads(record.read_text(encoding="utf-8"))["error"])
-    except (OSError, ValueError, KeyError):
-        return "the trial failed (see its RUN/train.log and Ray's log)"
-
-
-def check_engine(engine: str) -> None:
-    if engine not in ("local", "ray"):
-        raise ConfigError(f"--engine must be local or ray, got {engine!r}")
+    return read_failure(Path(run.get("run_dir", ""))) or "the trial failed (see its RUN/train.log and Ray's log)"
 
 
 # --- a search on Ray --------------------------------------------------------------------------------
@@ -327,12 +334,7 @@ def _numbered(trial: Any) -> str:
     if trial.trial_id not in _numbers:
         _numbers[trial.trial_id] = _next_number[0]
         _next_number[0] += 1
-    return f"trial-{_numbers[trial.trial_id]:04d}"
-
-
-def _trial_number(name: str) -> int:
-    """`trial-0003` (a trial's directory name) is trial 3."""
-    return int(name.rsplit("-", 1)[-1])
+    return trial_dir_name(_numbers[trial.trial_id])
 
 
 def _tune_trial(params: dict[str, Any], setup: dict[str, Any]) -> None:
@@ -343,9 +345,9 @@ def _tune_trial(params: dict[str, Any], setup: dict[str, Any]) -> None:
 
     search = TuneSetup(Path(setup["out"]), setup["base"], setup["space"], setup["study"], None, setup["trials"], setup["seeds_per_trial"],
                        setup["sampler"], setup["pruner"], setup["threads"])  # fmt: skip
-    number = _trial_number(Path(tune.get_context().get_trial_dir()).name)
+    number = trial_number(Path(tune.get_context().get_trial_dir()).name)
     specs = trial_specs(search, number, decode_params(params))
-    final = run_specs_in_trial(specs, search.out / "tune.yaml", tune_report)
+    final = run_specs_in_trial(specs, search.out / TUNE_FILE, tune_report)
     tune.report(final)
 
 
@@ -368,8 +370,8 @@ def tune_on_ray(setup: Any, gpus: float, on_trial: Callable[[Any], None] | None 
                                                   "pruner": setup.pruner, "threads": setup.threads}),  # fmt: skip
         {"cpu": setup.threads * setup.seeds_per_trial, "gpu": gpus * setup.seeds_per_trial},
     )
-    experiment = setup.out / "ray" / "tune"
-    _next_number[0] = 1 + max((_trial_number(p.name) for p in setup.out.glob("trial-*")), default=-1)
+    experiment = setup.out / RAY_DIR / "tune"
+    _next_number[0] = 1 + max((trial_number(p.name) for p in trial_dirs(setup.out)), default=-1)
     callbacks = [_trial_end_callback(setup, on_trial)] if on_trial else []
     if resume:
         tuner = tune.Tuner.restore(str(experiment), trainable=trainable, resume_unfinished=True, restart_errored=True)
@@ -382,7 +384,7 @@ def tune_on_ray(setup: Any, gpus: float, on_trial: Callable[[Any], None] | None 
             tune_config=tune.TuneConfig(num_samples=setup.trials, scheduler=scheduler,
                                         search_alg=OptunaSearch(space=_distributions(setup.dimensions), metric="eval_return", mode="max", sampler=sampler),
                                         trial_name_creator=_numbered, trial_dirname_creator=_numbered),  # fmt: skip
-            run_config=tune.RunConfig(name="tune", storage_path=str(setup.out / "ray"), failure_config=tune.FailureConfig(max_failures=MAX_FAILURES),
+            run_config=tune.RunConfig(name="tune", storage_path=str(setup.out / RAY_DIR), failure_config=tune.FailureConfig(max_failures=MAX_FAILURES),
                                       verbose=0, callbacks=callbacks),  # fmt: skip
         )
     import optuna
@@ -416,7 +418,7 @@ def _trial_end_class() -> type:
             if self.on_trial is None:
                 return
             number = _numbers.get(trial.trial_id, -1)
-            run_dirs = sorted(str(p) for p in (self.out / f"trial-{number:04d}").glob("seed-*"))
+            run_dirs = _run_dirs(self.out, number)
             self.on_trial(TrialOutcome(number, state, value, decode_params(trial.config), run_dirs, error, pruned_at))
 
         def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
@@ -447,7 +449,7 @@ def _study_from_results(setup: Any, results: Any) -> Any:
     study = optuna.create_study(study_name=setup.study, direction="maximize")
     rows = []
     for result in results:
-        number = _trial_number(Path(result.path).name) if result.path else len(rows)
+        number = trial_number(Path(result.path).name) if result.path else len(rows)
         params = {key: value for key, value in (result.config or {}).items() if key in distributions}
         history = result.metrics_dataframe
         intermediate = {}
@@ -460,9 +462,14 @@ def _study_from_results(setup: Any, results: Any) -> Any:
             state, value = TrialState.COMPLETE, float(metrics["eval_return"])
         else:
             state, value = TrialState.PRUNED, (list(intermediate.values())[-1] if intermediate else None)
-        run_dirs = sorted(str(p) for p in (setup.out / f"trial-{number:04d}").glob("seed-*"))
+        run_dirs = _run_dirs(setup.out, number)
         rows.append((number, create_trial(state=state, value=value, params=params, distributions=distributions, intermediate_values=intermediate,
                                           user_attrs={"run_dirs": run_dirs, "out": str(setup.out)})))  # fmt: skip
     for _, trial in sorted(rows, key=lambda row: row[0]):
         study.add_trial(trial)
     return study
+
+
+def _run_dirs(out: Path, number: int) -> list[str]:
+    """The run dirs trial `number` made, as its record lists them."""
+    return [str(p) for p in seed_dirs(out / trial_dir_name(number))]

@@ -1,6 +1,7 @@
 """Finding runs on disk, their status, and grouping them: what `compare`, `plot` and a sweep's final
-table read. Everything comes from the run dirs' own files (config.yaml, evaluations.csv,
-summary.json, checkpoints/last.pt, the lock of a run being trained), never from TensorBoard."""
+table read. Everything comes from the run dirs' own files (the files `layout` names:
+config.yaml, evaluations.csv, summary.json, failure.json, checkpoints/last.pt, the lock of a run
+being trained), never from TensorBoard."""
 
 from __future__ import annotations
 
@@ -11,14 +12,12 @@ from typing import Any
 
 import yaml
 
-from ddpg_cli.checkpoint import LAST, checkpoint_dir
 from ddpg_cli.errors import ConfigError
 from ddpg_cli.eval_log import EvaluationRow, read_evaluations
-from ddpg_cli.experiments.sweep import BASE_SETTING, SWEEP_FILE, Sweep
+from ddpg_cli.experiments.sweep import BASE_SETTING, Sweep
+from ddpg_cli.layout import CONFIG_FILE, SWEEP_FILE, last_checkpoint, read_failure, read_summary
 from ddpg_cli.run_state import run_is_locked
 
-FAILURE_FILE = "failure.json"  # written by an engine when a run failed; removed when it is retried
-LOG_FILE = "train.log"  # a run's human output when an engine started it
 STATUSES = ("done", "running", "failed", "pending", "interrupted")
 # Keys that do not change what a run learns: runs that differ only in these form one group.
 NOT_THE_SETTING = ("seed", "train.torch_threads", "train.device", "train.compile", "logging", "checkpoint", "eval.every")
@@ -96,25 +95,17 @@ def run_status(run_dir: Path) -> tuple[str, str | None]:
     """(status, the failure's one-line reason or None)."""
     if run_is_locked(run_dir):
         return "running", None
-    failure = _read_json(run_dir / FAILURE_FILE)
+    failure = read_failure(run_dir)
     if failure is not None:
-        return "failed", str(failure.get("error", "failed"))
-    summary = _read_json(run_dir / "summary.json")
+        return "failed", failure
+    summary = read_summary(run_dir)
     config = _read_config(run_dir)
     total = int(config.get("train", {}).get("total_steps", 0)) if config else 0
     if summary is not None and int(summary.get("steps", -1)) >= total:
         return "done", None
-    if (checkpoint_dir(run_dir) / LAST).is_file():
+    if last_checkpoint(run_dir).is_file():
         return "interrupted", None
     return "pending", None
-
-
-def record_failure(run_dir: Path, exit_code: int, error: str) -> None:
-    (run_dir / FAILURE_FILE).write_text(json.dumps({"exit_code": exit_code, "error": error}), encoding="utf-8")
-
-
-def clear_failure(run_dir: Path) -> None:
-    (run_dir / FAILURE_FILE).unlink(missing_ok=True)
 
 
 # --- finding runs ----------------------------------------------------------------------------------
@@ -170,9 +161,9 @@ def _sweeps_under(path: Path) -> list[Path]:
 
 
 def _runs_under(path: Path) -> list[Path]:
-    if (path / "config.yaml").is_file():
+    if (path / CONFIG_FILE).is_file():
         return [path]
-    return sorted(p.parent for p in path.rglob("config.yaml") if not (p.parent / SWEEP_FILE).exists())
+    return sorted(p.parent for p in path.rglob(CONFIG_FILE) if not (p.parent / SWEEP_FILE).exists())
 
 
 def _sweep_records(sweep: Sweep) -> list[RunRecord]:
@@ -181,7 +172,7 @@ def _sweep_records(sweep: Sweep) -> list[RunRecord]:
         status, error = run_status(spec.run_dir)
         config = _read_config(spec.run_dir) or json.loads(json.dumps(spec.config.model_dump(mode="json")))
         records.append(RunRecord(spec.run_dir, config, spec.setting, spec.values, spec.seed, status, read_evaluations(spec.run_dir),
-                                 _read_json(spec.run_dir / "summary.json"), error))  # fmt: skip
+                                 read_summary(spec.run_dir), error))  # fmt: skip
     return records
 
 
@@ -198,7 +189,7 @@ def _group_loose(run_dirs: list[Path], folder_name: str | None = None) -> list[R
         setting = ",".join(f"{key}={_show(value)}" for key, value in values.items()) or folder_name or str(config.get("env", {}).get("id", "runs"))
         status, error = run_status(run_dir)
         records.append(RunRecord(run_dir, config, setting, values, int(config.get("seed", 0)), status, read_evaluations(run_dir),
-                                 _read_json(run_dir / "summary.json"), error))  # fmt: skip
+                                 read_summary(run_dir), error))  # fmt: skip
     return records
 
 
@@ -221,16 +212,8 @@ def _show(value: Any) -> str:
 
 def _read_config(run_dir: Path) -> dict[str, Any] | None:
     try:
-        data = yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8"))
+        data = yaml.safe_load((run_dir / CONFIG_FILE).read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
-def _read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None
 

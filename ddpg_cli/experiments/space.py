@@ -21,9 +21,8 @@ from typing import Any
 from annotated_types import Ge, Gt, Le, Lt
 from pydantic import BaseModel
 
-from ddpg_cli.config import Config, _suggest, all_keys, build_config, config_to_dict, parse_yaml
+from ddpg_cli.config import Config, _suggest, all_keys, build_config, config_to_dict, parse_yaml, set_dotted
 from ddpg_cli.errors import ConfigError
-from ddpg_cli.experiments.sweep import set_dotted
 
 DEFAULT_SPACE = Path(__file__).resolve().parent / "ddpg_space.yaml"
 
@@ -57,10 +56,23 @@ class Dimension:
 
 def load_space(path: Path | None, base: Config) -> list[Dimension]:
     """The space in `path` (or the shipped default), checked against the schema and `base`."""
+    return check_space(read_space_file(path), base, path or DEFAULT_SPACE)
+
+
+def read_space_file(path: Path | None) -> dict[str, Any]:
+    """The space in `path` (or the shipped default) as data, unchecked."""
     path = path or DEFAULT_SPACE
     if not path.is_file():
         raise ConfigError(f"search space file not found: {path}")
     document = parse_yaml(path.read_text(encoding="utf-8"), str(path))
+    if document is not None and not isinstance(document, dict):
+        raise ConfigError(f"{path}: a search space is a mapping of dotted config keys, got {type(document).__name__}")
+    return document or {}
+
+
+def check_space(document: Any, base: Config, path: Path | str) -> list[Dimension]:
+    """A space given as data (as a file or tune.yaml holds it), checked against the schema and `base`;
+    `path` names where it came from in errors."""
     if document is None or document == {}:
         raise ConfigError(f"{path}: the search space is empty; give dotted config keys, each {{low, high, log}} or {{choices: [...]}}")
     if not isinstance(document, dict):
@@ -77,7 +89,7 @@ def load_space(path: Path | None, base: Config) -> list[Dimension]:
     return dimensions
 
 
-def _dimension(path: Path, key: str, spec: Any, base: Config) -> Dimension:
+def _dimension(path: Path | str, key: str, spec: Any, base: Config) -> Dimension:
     where = f"{path}: {key}"
     if not isinstance(spec, dict):
         raise ConfigError(f"{where}: expected {{low: ..., high: ..., log: ...}} or {{choices: [...]}}, got {spec!r}")

@@ -12,11 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ddpg_cli.config import Config, build_config, config_to_dict, parse_yaml
+from ddpg_cli.config import Config, build_config, config_to_dict, parse_yaml, set_dotted
 from ddpg_cli.errors import ConfigError
 from ddpg_cli.experiments.records import read_record, write_record
-
-SWEEP_FILE = "sweep.yaml"
+from ddpg_cli.layout import SWEEP_FILE, seed_dir_name
 FORMAT_NAME = "ddpg-cli-sweep"
 BASE_SETTING = "base"  # the setting's name when there is no grid
 
@@ -60,11 +59,11 @@ class Sweep:
             for name, values in self.settings():
                 data = copy.deepcopy(self.base)
                 for key, value in values.items():
-                    set_dotted(data, key, value)
+                    set_dotted(data, key, value, "--grid")
                 data["seed"] = seed
                 if data.get("train", {}).get("torch_threads") is None:
                     data.setdefault("train", {})["torch_threads"] = self.threads
-                specs.append(RunSpec(self.out / name / f"seed-{seed}", _build(data, values), name, seed, values))
+                specs.append(RunSpec(self.out / name / seed_dir_name(seed), _build(data, values), name, seed, values))
         names = [spec.setting for spec in specs[: len(specs) // max(len(self.seeds), 1)]]
         if len(set(names)) != len(names):
             raise ConfigError(f"--grid: two settings would share the directory name {next(n for n in names if names.count(n) > 1)!r}")
@@ -106,17 +105,6 @@ def _build(data: dict[str, Any], values: dict[str, Any]) -> Config:
     except ConfigError as exc:
         where = ", ".join(f"{key}={_format(value)}" for key, value in values.items())
         raise ConfigError(f"--grid {where}: {exc}" if where else str(exc)) from None
-
-
-def set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
-    node = data
-    parts = key.split(".")
-    for part in parts[:-1]:
-        child = node.setdefault(part, {})
-        if not isinstance(child, dict):
-            raise ConfigError(f"--grid {key}: {part} is a value, not a section")
-        node = child
-    node[parts[-1]] = value
 
 
 # --- parsing the command line ----------------------------------------------------------------------
@@ -162,6 +150,24 @@ def parse_grid(items: list[str]) -> dict[str, list[Any]]:
             raise ConfigError(f"--grid {key}: a value is given twice in {raw!r}")
         grid[key] = values
     return grid
+
+
+def parse_jobs(value: int | str) -> int | None:
+    """`--jobs`: a positive count, or auto (None)."""
+    if str(value).strip().lower() == "auto":
+        return None
+    try:
+        jobs = int(value)
+    except ValueError:
+        jobs = 0
+    if jobs < 1:
+        raise ConfigError(f"--jobs must be a positive number or auto, got {value!r}")
+    return jobs
+
+
+def grid_size(grid: dict[str, list[Any]]) -> int:
+    """How many settings a grid makes: the product of its value counts (1 without a grid)."""
+    return math.prod(len(values) for values in grid.values())
 
 
 # --- names -----------------------------------------------------------------------------------------

@@ -23,17 +23,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-import yaml
-
-from ddpg_cli.config import Config, build_config, config_to_dict, config_to_yaml, parse_yaml
+from ddpg_cli.config import Config, build_config, config_to_dict, config_to_yaml
 from ddpg_cli.errors import ConfigError, DdpgError, MissingExtraError
-from ddpg_cli.experiments.local import LocalEngine, RunProgress
+from ddpg_cli.experiments.local import ProcessPool, RunProgress
 from ddpg_cli.experiments.records import read_record, write_record
-from ddpg_cli.experiments.space import Dimension, apply, load_space
+from ddpg_cli.experiments.space import Dimension, apply, check_space, read_space_file  # noqa: F401 - read_space_file is offered here too
 from ddpg_cli.experiments.sweep import RunSpec
-
-TUNE_FILE = "tune.yaml"
-JOURNAL_FILE = "optuna-journal.log"  # optuna-dashboard opens .log journals
+from ddpg_cli.layout import BEST_CONFIG_FILE, JOURNAL_FILE, RAY_DIR, TUNE_FILE, final_eval, seed_dir_name, trial_dir_name
 FORMAT_NAME = "ddpg-cli-tune"
 PRUNERS = ("median", "halving", "none")
 SAMPLERS = ("tpe", "random")
@@ -78,8 +74,13 @@ class TuneSetup:
 
     def storage_url(self) -> str:
         if self.engine == "ray":
-            return str(self.out / "ray" / "tune")
+            return str(self.out / RAY_DIR / "tune")
         return self.storage or str(self.out / JOURNAL_FILE)
+
+    def journal_file(self) -> Path | None:
+        """The Optuna journal file on this machine that optuna-dashboard opens (None for a database or Ray)."""
+        url = self.storage_url()
+        return None if self.engine == "ray" or "://" in url else Path(url)
 
     def save(self) -> None:
         write_record(self.out / TUNE_FILE, FORMAT_NAME, {"study": self.study, "storage": self.storage, "trials": self.trials,
@@ -101,27 +102,7 @@ class TuneSetup:
 
 def space_dimensions(space: dict[str, Any], base: Config, source: Path) -> list[Dimension]:
     """Validate a space given as data (as tune.yaml keeps it) by the same rules as a space file."""
-    import tempfile
-
-    with tempfile.TemporaryDirectory() as folder:
-        copy = Path(folder) / source.name
-        copy.write_text(yaml.safe_dump(space, sort_keys=False), encoding="utf-8")
-        try:
-            return load_space(copy, base)
-        except ConfigError as exc:
-            raise ConfigError(str(exc).replace(str(copy), str(source))) from None
-
-
-def read_space_file(path: Path | None) -> dict[str, Any]:
-    from ddpg_cli.experiments.space import DEFAULT_SPACE
-
-    path = path or DEFAULT_SPACE
-    if not path.is_file():
-        raise ConfigError(f"search space file not found: {path}")
-    document = parse_yaml(path.read_text(encoding="utf-8"), str(path))
-    if document is not None and not isinstance(document, dict):
-        raise ConfigError(f"{path}: a search space is a mapping of dotted config keys, got {type(document).__name__}")
-    return document or {}
+    return check_space(space, base, source)
 
 
 # --- the study --------------------------------------------------------------------------------------
@@ -246,15 +227,15 @@ def trial_specs(setup: TuneSetup, number: int, values: dict[str, Any]) -> list[R
         data["seed"] = base.seed + index
         if data["train"]["torch_threads"] is None:
             data["train"]["torch_threads"] = setup.threads
-        run_dir = setup.out / f"trial-{number:04d}" / f"seed-{data['seed']}"
-        specs.append(RunSpec(run_dir, build_config(data), f"trial-{number:04d}", data["seed"], values))
+        run_dir = setup.out / trial_dir_name(number) / seed_dir_name(data["seed"])
+        specs.append(RunSpec(run_dir, build_config(data), trial_dir_name(number), data["seed"], values))
     return specs
 
 
 def run_study(
     setup: TuneSetup,
     study: Any,
-    engine: LocalEngine,
+    engine: ProcessPool,
     target: int,
     on_trial: Callable[[TrialOutcome], None] | None = None,
     poll_s: float = 0.2,
@@ -304,7 +285,7 @@ def _no_room(study: Any, target: int) -> bool:
     return finished_count(study) + running >= target
 
 
-def _report(item: ActiveTrial, engine: LocalEngine) -> None:
+def _report(item: ActiveTrial, engine: ProcessPool) -> None:
     """Report the mean over the trial's seeds at each evaluation step all of them have reached; stop
     the trial's runs when the pruner says so."""
     if item.pruned or item.failed:
@@ -352,21 +333,13 @@ def _finish(study: Any, item: ActiveTrial, stopping: bool) -> TrialOutcome | Non
         return TrialOutcome(trial.number, "pruned", value, trial.params, run_dirs, pruned_at=step)
     if stopping and any(run.status != "done" for run in item.runs):
         return None
-    finals = [_final_eval(run) for run in item.runs]
+    finals = [final_eval(run.spec.run_dir) for run in item.runs]
     if any(value is None for value in finals):
         study.tell(trial, state=TrialState.FAIL)
         return TrialOutcome(trial.number, "failed", None, trial.params, run_dirs, "a run ended without its final evaluation")
     value = sum(finals) / len(finals)  # type: ignore[arg-type]
     study.tell(trial, value)
     return TrialOutcome(trial.number, "complete", value, trial.params, run_dirs)
-
-
-def _final_eval(run: RunProgress) -> float | None:
-    try:
-        summary = json.loads((run.spec.run_dir / "summary.json").read_text(encoding="utf-8"))
-        return float(summary["final_eval"]["mean"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
 
 
 # --- results ----------------------------------------------------------------------------------------
@@ -389,7 +362,7 @@ def study_report(setup: TuneSetup, study: Any) -> dict[str, Any]:
         "study": setup.study,
         "storage": setup.storage_url(),
         "trials": trials,
-        "best": None if best is None else {"number": best.number, "value": best.value, "params": decode_params(best.params), "config": str(setup.out / "best.yaml")},
+        "best": None if best is None else {"number": best.number, "value": best.value, "params": decode_params(best.params), "config": str(setup.out / BEST_CONFIG_FILE)},
     }
 
 
@@ -414,7 +387,7 @@ def write_best(setup: TuneSetup, study: Any) -> Path | None:
     config = apply(setup.base_config, decode_params(best.params))
     data = config_to_dict(config)
     data["train"]["torch_threads"] = setup.base["train"].get("torch_threads")
-    path = setup.out / "best.yaml"
+    path = setup.out / BEST_CONFIG_FILE
     header = f"# The best trial ({best.number}) of study {setup.study!r}: mean final evaluation return {best.value:.2f} over {setup.seeds_per_trial} seed(s).\n"
     path.write_text(header + config_to_yaml(build_config(data)), encoding="utf-8")
     return path
