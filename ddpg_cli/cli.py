@@ -25,7 +25,7 @@ app = typer.Typer(
     name="ddpg",
     help="Train, evaluate, render and export DDPG agents on continuous-control Gymnasium environments.",
     context_settings={"help_option_names": ["-h", "--help"]},
-    add_completion=False,
+    add_completion=True,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
@@ -69,6 +69,13 @@ def _fail(message: str, code: int) -> None:
 _UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
+def _complete_config(incomplete: str) -> list[tuple[str, str]]:
+    """Shell completion of CONFIG: preset names, and YAML files (presets.complete_config)."""
+    from ddpg_cli.presets import complete_config
+
+    return complete_config(incomplete)
+
+
 def _version(value: bool) -> None:
     if value:
         console.print(f"ddpg-cli {__version__}")
@@ -88,7 +95,7 @@ def main_callback(
 @app.command()
 @reports_errors
 def train(
-    config: Annotated[Optional[Path], typer.Argument(help="A YAML config file or a preset's name (ddpg configs lists them). Without one, the built-in default (Pendulum-v1) is used.", show_default=False)] = None,
+    config: Annotated[Optional[Path], typer.Argument(help="A YAML config file or a preset's name (ddpg configs lists them). Without one, the built-in default (Pendulum-v1) is used.", show_default=False, autocompletion=_complete_config)] = None,
     overrides: Annotated[Optional[list[str]], typer.Option("--set", "-s", metavar="KEY=VALUE", help="Override a dotted config key, e.g. --set agent.actor_lr=1e-3 (repeatable).", show_default=False)] = None,
     run_dir: Annotated[Optional[Path], typer.Option("--run-dir", help="Where the run is written (default: runs/<env>-seed<seed>-<time>).", show_default=False)] = None,
     resume: Annotated[Optional[Path], typer.Option("--resume", help="Continue the run in this directory to its configured total steps.", show_default=False)] = None,
@@ -299,7 +306,7 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object 
 @app.command("sweep")
 @reports_errors
 def sweep_command(
-    config: Annotated[Optional[Path], typer.Argument(help="A YAML config file or a preset's name (default: the built-in Pendulum-v1 config).", show_default=False)] = None,
+    config: Annotated[Optional[Path], typer.Argument(help="A YAML config file or a preset's name (default: the built-in Pendulum-v1 config).", show_default=False, autocompletion=_complete_config)] = None,
     overrides: OverridesOption = None,
     seeds: Annotated[Optional[str], typer.Option("--seeds", metavar="SPEC", help="Seeds to run: 0-4, or 0,3,7 (default: the config's seed).", show_default=False)] = None,
     grid: Annotated[Optional[list[str]], typer.Option("--grid", metavar="KEY=V1,V2,...", help="Values of one config key to try, read as YAML like --set (repeatable: every combination runs).", show_default=False)] = None,
@@ -509,7 +516,7 @@ def _combinations(grid: dict[str, list[Any]]) -> int:
 @app.command("tune")
 @reports_errors
 def tune_command(
-    config: Annotated[Optional[Path], typer.Argument(help="A YAML config file or a preset's name (default: the built-in Pendulum-v1 config).", show_default=False)] = None,
+    config: Annotated[Optional[Path], typer.Argument(help="A YAML config file or a preset's name (default: the built-in Pendulum-v1 config).", show_default=False, autocompletion=_complete_config)] = None,
     overrides: Annotated[Optional[list[str]], typer.Option("--set", "-s", metavar="KEY=VALUE", help="Fix a dotted config key for every trial, e.g. a shorter train.total_steps (repeatable).", show_default=False)] = None,
     space: Annotated[Optional[Path], typer.Option("--space", help="Search space YAML: dotted keys, each {low, high, log} or {choices: [...]} (default: the shipped DDPG space).", show_default=False)] = None,
     trials: Annotated[Optional[int], typer.Option("--trials", "-n", help="Finished trials the study should reach (with --resume: this many more).  [default: 20]", show_default=False)] = None,
@@ -726,7 +733,7 @@ app.add_typer(config_app, name="config")
 @config_app.command("show")
 @reports_errors
 def config_show(
-    config: Annotated[Optional[Path], typer.Argument(help="YAML config file. Without one, the built-in default (Pendulum-v1) is shown.", show_default=False)] = None,
+    config: Annotated[Optional[Path], typer.Argument(help="YAML config file. Without one, the built-in default (Pendulum-v1) is shown.", show_default=False, autocompletion=_complete_config)] = None,
     overrides: Annotated[Optional[list[str]], typer.Option("--set", "-s", metavar="KEY=VALUE", help="Override a dotted config key, as in `ddpg train` (repeatable).", show_default=False)] = None,
 ) -> None:
     """Print, as YAML, the full config `ddpg train` would use: defaults < file < --set."""

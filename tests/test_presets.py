@@ -75,3 +75,61 @@ def test_a_non_editable_install_carries_the_presets(tmp_path):
     where, env_id = result.stdout.split()
     assert Path(where).is_relative_to(target) and env_id == "Hopper-v5"
     assert presets_dir() != Path(where)
+
+
+def test_config_completion_offers_presets_then_yaml_files_and_folders(tmp_path, monkeypatch):
+    from ddpg_cli.presets import complete_config
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "hard.yaml").write_text("seed: 1\n")
+    (tmp_path / "hopper-runs").mkdir()
+    (tmp_path / "hopper.txt").write_text("not a config\n")
+    (tmp_path / ".hidden").mkdir()
+    completions = dict(complete_config("h"))
+    assert completions == {"halfcheetah": "HalfCheetah-v5, 300,000 steps", "hopper": "Hopper-v5, 300,000 steps", "hard.yaml": "config file", "hopper-runs/": "folder"}
+    assert {"pendulum", "smoke", "hard.yaml", "hopper-runs/"} <= set(dict(complete_config("")))
+    assert ".hidden/" not in dict(complete_config(""))
+    # A path, or a prefix of no preset: nothing, so that the shell completes file names itself.
+    assert complete_config("configs/h") == [] and complete_config("run") == [] and complete_config(".") == []
+
+
+def shell_completions(line: str) -> list[str]:
+    """What `ddpg` answers bash's completion request for `line` (the word under the cursor is the last)."""
+    words = line.split(" ")
+    env = {"_DDPG_COMPLETE": "complete_bash", "COMP_WORDS": line, "COMP_CWORD": str(len(words) - 1)}
+    result = runner.invoke(app, [], env=env, prog_name="ddpg")
+    assert result.exit_code == 0, result.output
+    return result.output.split()
+
+
+def test_train_sweep_tune_and_config_show_complete_preset_names(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert shell_completions("ddpg train half") == ["halfcheetah"]
+    assert shell_completions("ddpg sweep --seeds 0-2 ho") == ["hopper"]
+    assert shell_completions("ddpg tune sm") == ["smoke"]
+    assert shell_completions("ddpg config show inverted") == ["inverteddoublependulum", "invertedpendulum"]
+    assert shell_completions("ddpg train configs/") == []  # bash's own file completion takes over
+    assert shell_completions("ddpg tr") == ["train"]
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="bash completion")
+def test_show_completion_bash_prints_a_script_that_completes_presets(tmp_path, monkeypatch):
+    """`ddpg --show-completion bash` (the shell named, not detected), then the script itself in bash."""
+    import shutil
+
+    monkeypatch.setenv("_TYPER_COMPLETE_TEST_DISABLE_SHELL_DETECTION", "1")  # take the shell from the argument
+    result = runner.invoke(app, ["--show-completion", "bash"], prog_name="ddpg")
+    assert result.exit_code == 0, result.output
+    assert "complete -o default -F _ddpg_completion ddpg" in result.output
+    assert "--install-completion" in runner.invoke(app, ["--help"]).output
+    bin_dir = Path(sys.executable).parent
+    if shutil.which("bash") is None or not (bin_dir / "ddpg").exists():
+        pytest.skip("needs bash and the installed ddpg script")
+    script = tmp_path / "ddpg-completion.bash"
+    script.write_text(result.output)
+    probe = f'source {script}; COMP_WORDS=(ddpg train walk); COMP_CWORD=2; _ddpg_completion ddpg; echo "${{COMPREPLY[@]}}"'
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+    shell = subprocess.run(["bash", "--norc", "-c", probe], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60)
+    assert shell.returncode == 0, shell.stderr
+    assert shell.stdout.split() == ["walker2d"]
+
