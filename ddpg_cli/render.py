@@ -8,7 +8,7 @@ Headless rendering:
 - classic-control envs (Pendulum, MountainCarContinuous) draw with pygame on an offscreen surface;
   `SDL_VIDEODRIVER=dummy` is set (unless already set) so that pygame never looks for a display.
 - MuJoCo envs need an offscreen OpenGL: `MUJOCO_GL=egl` (GPU or Mesa's EGL) or `MUJOCO_GL=osmesa`
-  (software). With no display and `MUJOCO_GL` unset, `egl` is chosen.
+  (software; needs the OSMesa library). With no display and `MUJOCO_GL` unset, `egl` is chosen.
 
 GIFs are written with Pillow, which folds a frame identical to the one before it into a longer frame;
 MP4s (H.264 through imageio-ffmpeg) keep every frame.
@@ -33,7 +33,7 @@ from ddpg_cli.policy import LoadedPolicy
 
 VIDEO_TYPES = (".gif", ".mp4")
 DEFAULT_FPS = 30
-GL_HINT = "MuJoCo envs need an offscreen OpenGL: set MUJOCO_GL=egl or MUJOCO_GL=osmesa (see docs/commands.md)"
+GL_HINT = "MuJoCo envs need an offscreen OpenGL: MUJOCO_GL=egl, or MUJOCO_GL=osmesa with libosmesa6 installed (see docs/commands.md)"
 
 
 @dataclass
