@@ -703,7 +703,7 @@ def configs_command(as_json: JsonOption = False) -> None:
     """List the presets, the tuned configs that `ddpg train NAME` takes from any directory."""
     import json
 
-    from ddpg_cli.presets import describe_presets
+    from ddpg_cli.presets import describe_presets, measured_summary
 
     presets = describe_presets()
     if as_json:
@@ -713,15 +713,23 @@ def configs_command(as_json: JsonOption = False) -> None:
     from rich import box
     from rich.table import Table
 
-    # No vertical rules, env ids whole: at 80 columns the measured text keeps room to wrap by words.
-    table = Table(title="presets (ddpg train NAME)", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
-    table.add_column("name", no_wrap=True)
-    table.add_column("env", no_wrap=True)
-    table.add_column("steps", justify="right", no_wrap=True)
-    table.add_column("measured here")
-    for preset in presets:
-        table.add_row(preset.name, preset.env_id, f"{preset.total_steps:,}", preset.measured or "-")
-    console.print(table)
+    def presets_table(measured: Callable[[str], str]) -> Table:
+        # No vertical rules, env ids whole.
+        table = Table(title="presets (ddpg train NAME)", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+        table.add_column("name", no_wrap=True)
+        table.add_column("env", no_wrap=True)
+        table.add_column("steps", justify="right", no_wrap=True)
+        table.add_column("measured here")
+        for preset in presets:
+            table.add_row(preset.name, preset.env_id, f"{preset.total_steps:,}", measured(preset.measured) if preset.measured else "-")
+        return table
+
+    table = presets_table(str)
+    if console.measure(table, options=console.options.update_width(10_000)).maximum > console.width:  # the full text would wrap: each preset's last figure instead
+        console.print(presets_table(measured_summary))
+        console.print(f"(shortened to fit {console.width} columns; the full text: a wider terminal, or --json)", highlight=False)
+    else:
+        console.print(table)
 
 
 # --- config ----------------------------------------------------------------------------------------

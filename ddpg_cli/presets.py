@@ -119,3 +119,19 @@ def describe_presets() -> list[PresetInfo]:
             )
         )
     return infos
+
+
+_ASIDE = re.compile(r"\s*\([^()]*\)")
+_AT_BUDGET = re.compile(r"(-?\d+(?:[.,]\d+)*) at (\d[\d.]*[kM]?)\b")
+
+
+def measured_summary(measured: str) -> str:
+    """A measured headline's last figure and its budget, for a narrow terminal: `median 5607.2 at 100k,
+    8667.7 at 300k, seeds 0-2 (...)` gives `8667.7 at 300k`; without such a pair, its first figure."""
+    text = _ASIDE.sub("", measured)
+    if pairs := _AT_BUDGET.findall(text):
+        return " at ".join(pairs[-1])
+    figure = re.search(r"-?\d+(?:[.,]\d+)*", text)
+    budget = re.findall(r"\bat (\d[\d.]*[kM]?)\b", text)
+    return (figure.group() if figure else text.split(",")[0]) + (f" at {budget[-1]}" if budget else "")
+
