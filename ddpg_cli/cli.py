@@ -246,6 +246,8 @@ def render_command(
     seed: SeedOption = None,
     checkpoint: CheckpointOption = "last",
     human: Annotated[bool, typer.Option("--human", help="Show the episodes in a window instead of writing a video (needs a display).")] = False,
+    every: Annotated[int, typer.Option("--every", min=1, metavar="N", help="Keep one frame in N: a lighter, faster video that still plays in real time (the default fps is divided by N).")] = 1,
+    width: Annotated[Optional[int], typer.Option("--width", min=16, max=4096, metavar="PIXELS", help="Scale the frames to this width, the height in proportion (MuJoCo renders 480 wide).", show_default=False)] = None,
 ) -> None:
     """Record deterministic episodes to a GIF or MP4 (headless), or watch them with --human."""
     from ddpg_cli.policy import load_policy
@@ -255,14 +257,20 @@ def render_command(
         raise ConfigError("--human shows the episodes in a window and writes no file; drop --out, or drop --human to write the video")
     if not human and out is None:
         raise ConfigError("render needs --out FILE.gif or FILE.mp4 (or --human to watch in a window)")
+    if human and (every != 1 or width is not None):
+        raise ConfigError("--every and --width shape the video file; --human shows every frame in the env's window")
     loaded = load_policy(path, checkpoint)
     seed = loaded.config.eval.seed if seed is None else seed
     if human:
         result = render_window(loaded, episodes, seed)
         console.print(f"showed {episodes} episode{'s' if episodes > 1 else ''} of {loaded.config.env.id} in a window", highlight=False, markup=False)
     else:
-        result = render_video(loaded, out, episodes, seed, fps)
-        console.print(f"wrote {result.out}: {result.frames} frames at {result.fps:g} fps (per episode: the reset frame, then one per step)", highlight=False, markup=False)
+        from ddpg_cli.progress import RichRenderView
+
+        view = RichRenderView(err_console, out.suffix.lower().lstrip(".").upper()) if err_console.is_terminal else None
+        result = render_video(loaded, out, episodes, seed, fps, every, width, view)
+        each = "one per step" if every == 1 else f"one every {every} steps"
+        console.print(f"wrote {result.out}: {result.frames} frames at {result.fps:g} fps (per episode: the reset frame, then {each})", highlight=False, markup=False)
     for i, (episode_return, length) in enumerate(zip(result.eval.returns, result.eval.lengths)):
         console.print(f"episode {i} (seed {seed + i}): return {episode_return:.2f}, {length} steps", highlight=False, markup=False)
 
