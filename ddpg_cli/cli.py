@@ -23,7 +23,7 @@ app = typer.Typer(
     name="ddpg",
     help="Train, evaluate, render and export DDPG agents on continuous-control Gymnasium environments.",
     context_settings={"help_option_names": ["-h", "--help"]},
-    add_completion=False,
+    add_completion=True,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
@@ -63,6 +63,13 @@ def _fail(message: str, code: int) -> None:
     raise typer.Exit(code)
 
 
+def _complete_config(incomplete: str) -> list[tuple[str, str]]:
+    """Shell completion of CONFIG: preset names, and YAML files (presets.complete_config)."""
+    from ddpg_cli.presets import complete_config
+
+    return complete_config(incomplete)
+
+
 def _version(value: bool) -> None:
     if value:
         console.print(f"ddpg-cli {__version__}")
@@ -82,7 +89,7 @@ def main_callback(
 @app.command()
 @reports_errors
 def train(
-    config: Annotated[Optional[Path], typer.Argument(help="A YAML config file or a preset's name (ddpg configs lists them). Without one, the built-in default (Pendulum-v1) is used.", show_default=False)] = None,
+    config: Annotated[Optional[Path], typer.Argument(help="A YAML config file or a preset's name (ddpg configs lists them). Without one, the built-in default (Pendulum-v1) is used.", show_default=False, autocompletion=_complete_config)] = None,
     overrides: Annotated[Optional[list[str]], typer.Option("--set", "-s", metavar="KEY=VALUE", help="Override a dotted config key, e.g. --set agent.actor_lr=1e-3 (repeatable).", show_default=False)] = None,
     run_dir: Annotated[Optional[Path], typer.Option("--run-dir", help="Where the run is written (default: runs/<env>-seed<seed>-<time>).", show_default=False)] = None,
     resume: Annotated[Optional[Path], typer.Option("--resume", help="Continue the run in this directory to its configured total steps.", show_default=False)] = None,
@@ -215,6 +222,8 @@ def render_command(
     seed: SeedOption = None,
     checkpoint: CheckpointOption = "last",
     human: Annotated[bool, typer.Option("--human", help="Show the episodes in a window instead of writing a video (needs a display).")] = False,
+    every: Annotated[int, typer.Option("--every", min=1, metavar="N", help="Keep one frame in N: a lighter, faster video that still plays in real time (the default fps is divided by N).")] = 1,
+    width: Annotated[Optional[int], typer.Option("--width", min=16, max=4096, metavar="PIXELS", help="Scale the frames to this width, the height in proportion (MuJoCo renders 480 wide).", show_default=False)] = None,
 ) -> None:
     """Record deterministic episodes to a GIF or MP4 (headless), or watch them with --human."""
     from ddpg_cli.policy import load_policy
@@ -224,14 +233,20 @@ def render_command(
         raise ConfigError("--human shows the episodes in a window and writes no file; drop --out, or drop --human to write the video")
     if not human and out is None:
         raise ConfigError("render needs --out FILE.gif or FILE.mp4 (or --human to watch in a window)")
+    if human and (every != 1 or width is not None):
+        raise ConfigError("--every and --width shape the video file; --human shows every frame in the env's window")
     loaded = load_policy(path, checkpoint)
     seed = loaded.config.eval.seed if seed is None else seed
     if human:
         result = render_window(loaded, episodes, seed)
         console.print(f"showed {episodes} episode{'s' if episodes > 1 else ''} of {loaded.config.env.id} in a window", highlight=False, markup=False)
     else:
-        result = render_video(loaded, out, episodes, seed, fps)
-        console.print(f"wrote {result.out}: {result.frames} frames at {result.fps:g} fps (per episode: the reset frame, then one per step)", highlight=False, markup=False)
+        from ddpg_cli.progress import RichRenderView
+
+        view = RichRenderView(err_console, out.suffix.lower().lstrip(".").upper()) if err_console.is_terminal else None
+        result = render_video(loaded, out, episodes, seed, fps, every, width, view)
+        each = "one per step" if every == 1 else f"one every {every} steps"
+        console.print(f"wrote {result.out}: {result.frames} frames at {result.fps:g} fps (per episode: the reset frame, then {each})", highlight=False, markup=False)
     for i, (episode_return, length) in enumerate(zip(result.eval.returns, result.eval.lengths)):
         console.print(f"episode {i} (seed {seed + i}): return {episode_return:.2f}, {length} steps", highlight=False, markup=False)
 
@@ -275,7 +290,7 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object 
 @app.command("sweep")
 @reports_errors
 def sweep_command(
-    config: Annotated[Optional[Path], typer.Argument(help="A YAML config file or a preset's name (default: the built-in Pendulum-v1 config).", show_default=False)] = None,
+    config: Annotated[Optional[Path], typer.Argument(help="A YAML config file or a preset's name (default: the built-in Pendulum-v1 config).", show_default=False, autocompletion=_complete_config)] = None,
     overrides: OverridesOption = None,
     seeds: Annotated[Optional[str], typer.Option("--seeds", metavar="SPEC", help="Seeds to run: 0-4, or 0,3,7 (default: the config's seed).", show_default=False)] = None,
     grid: Annotated[Optional[list[str]], typer.Option("--grid", metavar="KEY=V1,V2,...", help="Values of one config key to try, read as YAML like --set (repeatable: every combination runs).", show_default=False)] = None,
@@ -395,7 +410,7 @@ def _relative(path: Path) -> Path:
 @app.command("tune")
 @reports_errors
 def tune_command(
-    config: Annotated[Optional[Path], typer.Argument(help="A YAML config file or a preset's name (default: the built-in Pendulum-v1 config).", show_default=False)] = None,
+    config: Annotated[Optional[Path], typer.Argument(help="A YAML config file or a preset's name (default: the built-in Pendulum-v1 config).", show_default=False, autocompletion=_complete_config)] = None,
     overrides: Annotated[Optional[list[str]], typer.Option("--set", "-s", metavar="KEY=VALUE", help="Fix a dotted config key for every trial, e.g. a shorter train.total_steps (repeatable).", show_default=False)] = None,
     space: Annotated[Optional[Path], typer.Option("--space", help="Search space YAML: dotted keys, each {low, high, log} or {choices: [...]} (default: the shipped DDPG space).", show_default=False)] = None,
     trials: Annotated[Optional[int], typer.Option("--trials", "-n", help="Finished trials the study should reach (with --resume: this many more).  [default: 20]", show_default=False)] = None,
@@ -499,7 +514,7 @@ def configs_command(as_json: JsonOption = False) -> None:
     """List the presets, the tuned configs that `ddpg train NAME` takes from any directory."""
     import json
 
-    from ddpg_cli.presets import describe_presets
+    from ddpg_cli.presets import describe_presets, measured_summary
 
     presets = describe_presets()
     if as_json:
@@ -509,15 +524,23 @@ def configs_command(as_json: JsonOption = False) -> None:
     from rich import box
     from rich.table import Table
 
-    # No vertical rules, env ids whole: at 80 columns the measured text keeps room to wrap by words.
-    table = Table(title="presets (ddpg train NAME)", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
-    table.add_column("name", no_wrap=True)
-    table.add_column("env", no_wrap=True)
-    table.add_column("steps", justify="right", no_wrap=True)
-    table.add_column("measured here")
-    for preset in presets:
-        table.add_row(preset.name, preset.env_id, f"{preset.total_steps:,}", preset.measured or "-")
-    console.print(table)
+    def presets_table(measured: Callable[[str], str]) -> Table:
+        # No vertical rules, env ids whole.
+        table = Table(title="presets (ddpg train NAME)", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+        table.add_column("name", no_wrap=True)
+        table.add_column("env", no_wrap=True)
+        table.add_column("steps", justify="right", no_wrap=True)
+        table.add_column("measured here")
+        for preset in presets:
+            table.add_row(preset.name, preset.env_id, f"{preset.total_steps:,}", measured(preset.measured) if preset.measured else "-")
+        return table
+
+    table = presets_table(str)
+    if console.measure(table, options=console.options.update_width(10_000)).maximum > console.width:  # the full text would wrap: each preset's last figure instead
+        console.print(presets_table(measured_summary))
+        console.print(f"(shortened to fit {console.width} columns; the full text: a wider terminal, or --json)", highlight=False)
+    else:
+        console.print(table)
 
 
 # --- config ----------------------------------------------------------------------------------------
@@ -529,7 +552,7 @@ app.add_typer(config_app, name="config")
 @config_app.command("show")
 @reports_errors
 def config_show(
-    config: Annotated[Optional[Path], typer.Argument(help="YAML config file. Without one, the built-in default (Pendulum-v1) is shown.", show_default=False)] = None,
+    config: Annotated[Optional[Path], typer.Argument(help="YAML config file. Without one, the built-in default (Pendulum-v1) is shown.", show_default=False, autocompletion=_complete_config)] = None,
     overrides: Annotated[Optional[list[str]], typer.Option("--set", "-s", metavar="KEY=VALUE", help="Override a dotted config key, as in `ddpg train` (repeatable).", show_default=False)] = None,
 ) -> None:
     """Print, as YAML, the full config `ddpg train` would use: defaults < file < --set."""

@@ -6,6 +6,9 @@ place that maps it onto the env's [low, high] (asymmetric bounds included).
 
 from __future__ import annotations
 
+import os
+import re
+import traceback
 import warnings
 from typing import Any, TypeVar
 
@@ -32,9 +35,12 @@ def make_env(env_config: EnvConfig, render_mode: str | None = None) -> gym.Env:
     if render_mode is not None:
         kwargs["render_mode"] = render_mode
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # gymnasium's deprecation chatter is not the user's business here
-            env = gym.make(env_config.id, **kwargs)
+        env = _gym_make(env_config.id, kwargs)
+    except gym.error.DependencyNotInstalled as exc:  # its hint installs gymnasium's extra, not our pinned one
+        extra = _extra_for(env_config.id)
+        if extra is None:
+            raise EnvError(f"env '{env_config.id}' needs a package that is not installed: {_first_line(exc)}") from None
+        raise EnvError(f"env '{env_config.id}' needs {EXTRAS[extra]}, which is not installed: pip install 'ddpg-cli[{extra}]'") from None
     except gym.error.Error as exc:
         raise EnvError(f"unknown or unusable env id '{env_config.id}': {_first_line(exc)}") from None
     except ModuleNotFoundError as exc:
@@ -48,6 +54,36 @@ def make_env(env_config: EnvConfig, render_mode: str | None = None) -> gym.Env:
     if not isinstance(env.observation_space, gym.spaces.Box) or len(env.observation_space.shape) != 1:
         env = gym.wrappers.FlattenObservation(env)
     return env
+
+
+def _gym_make(env_id: str, kwargs: dict[str, Any]) -> gym.Env:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # gymnasium's deprecation chatter is not the user's business here
+            return gym.make(env_id, **kwargs)
+    except Exception as exc:
+        if (gl_error := _gl_error(exc)) is not None:
+            raise gl_error from None
+        raise
+
+
+# The system library each offscreen OpenGL of MuJoCo loads, and its Debian/Ubuntu package.
+GL_PACKAGES = {"osmesa": ("the OSMesa library", "libosmesa6"), "egl": ("an EGL library", "libegl1")}
+
+
+def _gl_error(exc: BaseException) -> EnvError | None:
+    """MuJoCo sets up the OpenGL that MUJOCO_GL names when it is first imported (by gym.make); a system
+    library that is missing fails deep inside PyOpenGL ("'NoneType' object has no attribute
+    'glGetError'"). That failure as one line saying what to install, or None for any other failure."""
+    backend = os.environ.get("MUJOCO_GL", "").strip().lower()
+    files = [frame.filename.replace("\\", "/") for frame in traceback.extract_tb(exc.__traceback__)]
+    if not backend or not any("/OpenGL/" in name or re.search(r"/mujoco/(gl_context|osmesa|egl|glfw|cgl|rendering)", name) for name in files):
+        return None
+    if backend in GL_PACKAGES:
+        other = "egl" if backend == "osmesa" else "osmesa"
+        library, package = GL_PACKAGES[backend]
+        return EnvError(f"MUJOCO_GL={backend}: MuJoCo could not load {library}; install it (Debian/Ubuntu: sudo apt-get install {package}) or use MUJOCO_GL={other}")
+    return EnvError(f"MUJOCO_GL={backend}: MuJoCo could not set up OpenGL ({_first_line(exc)}); without a display, use MUJOCO_GL=egl")
 
 
 def make_vector_env(env_config: EnvConfig, num_envs: int) -> SyncVectorEnv:
@@ -92,9 +128,19 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0]
 
 
+EXTRAS = {"mujoco": "MuJoCo", "box2d": "Box2D"}  # our extras (pyproject.toml), by Gymnasium's env family
+
+
+def _extra_for(env_id: str) -> str | None:
+    """The extra of ours that an env needs, from where Gymnasium registers it (None: not one of its
+    MuJoCo or Box2D envs)."""
+    try:
+        entry_point = str(gym.spec(env_id).entry_point)
+    except gym.error.Error:
+        return None
+    return next((extra for extra in EXTRAS if entry_point.startswith(f"gymnasium.envs.{extra}")), None)
+
+
 def _install_hint(env_id: str) -> str:
-    if any(name in env_id for name in ("Cheetah", "Hopper", "Walker", "Ant", "Humanoid", "Swimmer", "Reacher", "InvertedPendulum", "InvertedDoublePendulum", "Pusher")):
-        return "install the mujoco extra: pip install 'ddpg-cli[mujoco]'"
-    if any(name in env_id for name in ("LunarLander", "BipedalWalker", "CarRacing")):
-        return "install the box2d extra: pip install 'ddpg-cli[box2d]'"
-    return "install the package that registers it"
+    extra = _extra_for(env_id)
+    return f"install the {extra} extra: pip install 'ddpg-cli[{extra}]'" if extra else "install the package that registers it"

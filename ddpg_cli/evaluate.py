@@ -50,24 +50,24 @@ def evaluate(
     episodes: int,
     seed: int,
     device: torch.device | str = "cpu",
-    on_step: Callable[[gym.Env], None] | None = None,
+    on_step: Callable[[gym.Env, int], None] | None = None,
 ) -> EvalResult:
-    """Run `episodes` deterministic episodes. `on_step(env)` is called after each reset and step
-    (render uses it to grab frames)."""
+    """Run `episodes` deterministic episodes. `on_step(env, t)` is called after each reset (t = 0) and
+    step (t = the episode's steps so far); render uses it to grab frames."""
     result = EvalResult(seed=seed)
     for episode in range(episodes):
         obs, _ = env.reset(seed=seed + episode)
         if on_step is not None:
-            on_step(env)
+            on_step(env, 0)
         episode_return, length, done = 0.0, 0, False
         while not done:
             obs_tensor = torch.as_tensor(np.asarray(obs, dtype=np.float32), device=device).unsqueeze(0)
             action = policy(obs_tensor)[0].cpu().numpy()
             obs, reward, terminated, truncated, _ = env.step(action)
-            if on_step is not None:
-                on_step(env)
             episode_return += float(reward)
             length += 1
+            if on_step is not None:
+                on_step(env, length)
             done = terminated or truncated
         result.returns.append(episode_return)
         result.lengths.append(length)

@@ -12,6 +12,7 @@ it scored here (`# measured: ...`); `ddpg configs` lists both.
 from __future__ import annotations
 
 import difflib
+import glob
 import re
 from dataclasses import dataclass
 import importlib.util
@@ -38,6 +39,23 @@ def presets_dir() -> Path:
 
 def preset_names() -> list[str]:
     return sorted(path.stem for path in presets_dir().glob(f"*{SUFFIX}"))
+
+
+def complete_config(incomplete: str) -> list[tuple[str, str]]:
+    """Shell completion of a CONFIG argument: (value, help) for the presets whose names start with
+    `incomplete`, and the YAML files and folders of the working directory that do too. Nothing for a
+    path (`configs/h`) or where no preset matches: the shell then completes file names itself."""
+    if "/" in incomplete or "\\" in incomplete or not any(name.startswith(incomplete.lower()) for name in preset_names()):
+        return []
+    matches = [(p.name, f"{p.env_id}, {p.total_steps:,} steps") for p in describe_presets() if p.name.startswith(incomplete.lower())]
+    for entry in sorted(Path.cwd().glob(f"{glob.escape(incomplete)}*")):
+        if entry.name.startswith(".") and not incomplete.startswith("."):
+            continue
+        if entry.is_dir():
+            matches.append((f"{entry.name}/", "folder"))
+        elif entry.suffix in (SUFFIX, ".yml"):
+            matches.append((entry.name, "config file"))
+    return matches
 
 
 def resolve_config_path(argument: Path | None) -> Path | None:
@@ -101,3 +119,19 @@ def describe_presets() -> list[PresetInfo]:
             )
         )
     return infos
+
+
+_ASIDE = re.compile(r"\s*\([^()]*\)")
+_AT_BUDGET = re.compile(r"(-?\d+(?:[.,]\d+)*) at (\d[\d.]*[kM]?)\b")
+
+
+def measured_summary(measured: str) -> str:
+    """A measured headline's last figure and its budget, for a narrow terminal: `median 5607.2 at 100k,
+    8667.7 at 300k, seeds 0-2 (...)` gives `8667.7 at 300k`; without such a pair, its first figure."""
+    text = _ASIDE.sub("", measured)
+    if pairs := _AT_BUDGET.findall(text):
+        return " at ".join(pairs[-1])
+    figure = re.search(r"-?\d+(?:[.,]\d+)*", text)
+    budget = re.findall(r"\bat (\d[\d.]*[kM]?)\b", text)
+    return (figure.group() if figure else text.split(",")[0]) + (f" at {budget[-1]}" if budget else "")
+

@@ -8,7 +8,7 @@ Headless rendering:
 - classic-control envs (Pendulum, MountainCarContinuous) draw with pygame on an offscreen surface;
   `SDL_VIDEODRIVER=dummy` is set (unless already set) so that pygame never looks for a display.
 - MuJoCo envs need an offscreen OpenGL: `MUJOCO_GL=egl` (GPU or Mesa's EGL) or `MUJOCO_GL=osmesa`
-  (software). With no display and `MUJOCO_GL` unset, `egl` is chosen.
+  (software; needs the OSMesa library). With no display and `MUJOCO_GL` unset, `egl` is chosen.
 
 GIFs are written with Pillow, which folds a frame identical to the one before it into a longer frame;
 MP4s (H.264 through imageio-ffmpeg) keep every frame.
@@ -33,19 +33,39 @@ from ddpg_cli.policy import LoadedPolicy
 
 VIDEO_TYPES = (".gif", ".mp4")
 DEFAULT_FPS = 30
-GL_HINT = "MuJoCo envs need an offscreen OpenGL: set MUJOCO_GL=egl or MUJOCO_GL=osmesa (see docs/commands.md)"
+GL_HINT = "MuJoCo envs need an offscreen OpenGL: MUJOCO_GL=egl, or MUJOCO_GL=osmesa with libosmesa6 installed (see docs/commands.md)"
 
 
 @dataclass
 class RenderResult:
     eval: EvalResult  # returns and lengths of the episodes shown
-    frames: int  # frames written: sum of (length + 1) over the episodes; 0 in a window
+    frames: int  # frames written: sum of (length // every + 1) over the episodes; 0 in a window
     fps: float
     out: Path | None  # the video, or None when shown in a window
 
 
-def render_video(loaded: LoadedPolicy, out: Path, episodes: int, seed: int, fps: float | None = None) -> RenderResult:
-    """Write `episodes` deterministic episodes to `out` (.gif or .mp4), atomically."""
+class RenderObserver:
+    """What render_video tells the outside while it works (the command line's progress bar). Every
+    method does nothing here; an observer overrides what it needs."""
+
+    def start(self, total_steps: int | None) -> None:
+        """Rendering starts: `total_steps` env steps and resets at most (None: episodes without a limit)."""
+
+    def progress(self, steps: int) -> None:
+        """After each reset and step; episodes that end early skip ahead to the next one's start."""
+
+    def writing(self) -> None:
+        """Every frame is rendered; the file is being finished."""
+
+    def stop(self) -> None:
+        """Rendering has ended, however it ended."""
+
+
+def render_video(loaded: LoadedPolicy, out: Path, episodes: int, seed: int, fps: float | None = None, every: int = 1, width: int | None = None,
+                 observer: RenderObserver | None = None) -> RenderResult:  # fmt: skip
+    """Write `episodes` deterministic episodes to `out` (.gif or .mp4), atomically: one frame in
+    `every` (the reset frame first), scaled to `width` pixels wide when given. The default fps is the
+    env's divided by `every`, so the video plays in real time."""
     suffix = out.suffix.lower()
     if suffix not in VIDEO_TYPES:
         raise OutputError(f"cannot write a video to {out}: use a .gif or .mp4 file name")
@@ -53,16 +73,30 @@ def render_video(loaded: LoadedPolicy, out: Path, episodes: int, seed: int, fps:
     writer_class.check_installed()
     temp = prepare_output(out)
     _use_offscreen_rendering()
+    observer = observer or RenderObserver()
     try:
         env = make_env(loaded.config.env, render_mode="rgb_array")
         try:
             _check_render_mode(env, loaded.config.env.id, "rgb_array")
-            fps = fps or env.metadata.get("render_fps") or DEFAULT_FPS
+            fps = fps or (env.metadata.get("render_fps") or DEFAULT_FPS) / every
+            limit = env.spec.max_episode_steps if env.spec is not None else None
+            episode, seen = -1, 0
+
+            def on_step(env: gym.Env, t: int) -> None:
+                nonlocal episode, seen
+                episode, seen = episode + (t == 0), seen + 1
+                if t % every == 0:
+                    writer.append(_resize(_grab_frame(env, loaded.config.env.id), width))
+                observer.progress(episode * (limit + 1) + t + 1 if limit else seen)
+
             writer = writer_class(temp, fps)
+            observer.start(episodes * (limit + 1) if limit else None)
             try:
-                result = evaluate(loaded.policy, env, episodes, seed, on_step=lambda e: writer.append(_grab_frame(e, loaded.config.env.id)))
+                result = evaluate(loaded.policy, env, episodes, seed, on_step=on_step)
+                observer.writing()
             finally:
                 writer.close()
+                observer.stop()
         finally:
             env.close()
     except BaseException:
@@ -125,6 +159,16 @@ def _grab_frame(env: gym.Env, env_id: str) -> np.ndarray:
     if frame.dtype != np.uint8:
         frame = np.clip(frame, 0, 255).astype(np.uint8)
     return frame[:, :, :3]
+
+
+def _resize(frame: np.ndarray, width: int | None) -> np.ndarray:
+    """`frame` scaled to `width` pixels wide, its aspect kept (Pillow comes with imageio)."""
+    if width is None or width == frame.shape[1]:
+        return frame
+    from PIL import Image
+
+    height = max(1, round(frame.shape[0] * width / frame.shape[1]))
+    return np.asarray(Image.fromarray(frame).resize((width, height), Image.Resampling.LANCZOS))
 
 
 def _is_display_error(exc: BaseException) -> bool:

@@ -118,3 +118,63 @@ def test_missing_render_extra_is_named(run_dir, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "imageio_ffmpeg", None)  # `import imageio_ffmpeg` now fails
     result = runner.invoke(app, ["render", str(run_dir), "--out", str(tmp_path / "v.mp4")])
     assert_one_line_error(result, "writing .mp4 videos needs imageio and imageio-ffmpeg: pip install 'ddpg-cli[render]'")
+
+
+def test_every_and_width_make_a_lighter_video_that_still_plays_in_real_time(run_dir, tmp_path, headless):
+    out = tmp_path / "light.gif"
+    result = runner.invoke(app, ["render", str(run_dir), "--out", str(out), "--every", "2", "--width", "100"])
+    assert result.exit_code == 0, result.output
+    assert f"wrote {out}: 11 frames at 15 fps (per episode: the reset frame, then one every 2 steps)" in result.stdout  # 20 steps
+    assert "episode 0 (seed 1000): return" in result.stdout  # the same episode as without them
+    frames = iio.imread(out, index=None, plugin="pillow")
+    assert frames.shape == (11, 100, 100, 3)
+    assert_real_frames(frames)
+    mp4 = tmp_path / "light.mp4"
+    result = runner.invoke(app, ["render", str(run_dir), "--out", str(mp4), "--every", "3", "--fps", "24", "--width", "101"])
+    assert result.exit_code == 0, result.output
+    assert "7 frames at 24 fps (per episode: the reset frame, then one every 3 steps)" in result.stdout  # --fps as given
+    assert np.stack(list(iio.imiter(mp4, plugin="FFMPEG"))).shape == (7, 102, 102, 3)  # odd sizes padded for H.264
+    assert_one_line_error(runner.invoke(app, ["render", str(run_dir), "--human", "--every", "2"]), "--every and --width shape the video file")
+
+
+class RecordingObserver:
+    def __init__(self) -> None:
+        self.calls: list[tuple] = []
+
+    def start(self, total_steps):
+        self.calls.append(("start", total_steps))
+
+    def progress(self, steps):
+        self.calls.append(("progress", steps))
+
+    def writing(self):
+        self.calls.append(("writing",))
+
+    def stop(self):
+        self.calls.append(("stop",))
+
+
+def test_render_reports_its_progress_up_to_the_episodes_limit(run_dir, tmp_path, headless):
+    from ddpg_cli.policy import load_policy
+    from ddpg_cli.render import render_video
+
+    observer = RecordingObserver()
+    render_video(load_policy(run_dir, "last"), tmp_path / "v.gif", 2, 1000, every=5, observer=observer)
+    steps = [call[1] for call in observer.calls if call[0] == "progress"]
+    assert observer.calls[0] == ("start", 42)  # 2 episodes of a reset and 20 steps
+    assert steps == list(range(1, 43)) and observer.calls[-2:] == [("writing",), ("stop",)]
+
+
+def test_the_progress_bar_shows_on_a_terminal_only(run_dir, tmp_path, headless, monkeypatch):
+    import io
+
+    from rich.console import Console
+
+    from ddpg_cli import cli
+
+    screen = io.StringIO()
+    monkeypatch.setattr(cli, "err_console", Console(file=screen, force_terminal=True, width=100))
+    result = runner.invoke(app, ["render", str(run_dir), "--out", str(tmp_path / "v.gif")])
+    assert result.exit_code == 0, result.output
+    assert "render" in screen.getvalue() and "steps" in screen.getvalue()
+    assert "render" not in result.stderr  # CliRunner's stderr is no terminal: no bar there
