@@ -98,11 +98,13 @@ def train(
     """Train a DDPG agent; checkpoints and TensorBoard logs go into the run directory."""
     from ddpg_cli.config import apply_override, build_config, config_to_dict, load_config
     from ddpg_cli.reproducibility import conditions, resume_warning
-    from ddpg_cli.resources import plan_threads
+    from ddpg_cli.precision import plan_compute
     from ddpg_cli.train import load_resume, train as run_training
 
     overrides = overrides or []
     out = err_console if events else console  # with --events, stdout carries only the events
+    timing_note = "choosing the precision: timing fp32 against bf16 updates on this machine (once; later runs read the result)"
+    announce = lambda: err_console.print(timing_note, highlight=False, soft_wrap=True)  # noqa: E731
     payload = None
     if resume is not None:
         if config is not None or run_dir is not None:
@@ -127,7 +129,7 @@ def train(
             return
         import torch
 
-        threads = plan_threads(cfg)
+        threads, precision = plan_compute(cfg, payload)
         torch.set_num_threads(threads.threads)  # as training will, so that the comparison sees the count
         ignore = {"torch_threads"} if threads.adaptive else set()  # a count that cannot change the numbers
         if changed := resume_warning(payload.get("reproducibility"), conditions(), ignore):
@@ -137,7 +139,7 @@ def train(
         target = run_dir or default_run_dir(cfg.env.id, cfg.seed)
         if (target / "checkpoints").is_dir() and any((target / "checkpoints").glob("*.pt")):
             raise ConfigError(f"{target} already holds a run; continue it with --resume {target} or choose another --run-dir")
-        threads = plan_threads(cfg)
+        threads, precision = plan_compute(cfg, announce=announce)
 
     if cfg.train.precision == "bf16" and cfg.train.device != "cuda":
         from ddpg_cli.hardware import cpu_has_fast_bf16
@@ -156,8 +158,8 @@ def train(
         observer = RichTrainView(console)
     action = "resuming" if payload else "training"
     count = f"{threads.threads} thread{'s' if threads.threads != 1 else ''} ({threads.reason})"
-    out.print(f"{action} [bold]{cfg.env.id}[/] for {cfg.train.total_steps:,} steps, seed {cfg.seed}, {count} -> {target}", highlight=False, soft_wrap=True)
-    result = run_training(cfg, target, resume=payload, observer=observer, threads=threads)
+    out.print(f"{action} [bold]{cfg.env.id}[/] for {cfg.train.total_steps:,} steps, seed {cfg.seed}, {count}, {precision.describe()} -> {target}", highlight=False, soft_wrap=True)
+    result = run_training(cfg, target, resume=payload, observer=observer, threads=threads, precision=precision)
 
     if result.stopped_by:
         out.print(

@@ -75,6 +75,7 @@ def checkpoint_payload(
         "config": config_to_dict(config),
         "counters": asdict(counters),
         "agent": agent.state_dict(),
+        "precision": agent.precision,  # what train.precision resolved to: a resume keeps it
         "reproducibility": conditions(),  # what a bitwise-equal resume depends on besides this file
         "spaces": {
             "env_id": config.env.id,
