@@ -1,6 +1,6 @@
 """The arithmetic of the updates: fp32, or bfloat16 where this machine computes it natively and faster.
 
-`train.precision: auto` (the default) resolves once per run, before anything is trained:
+`train.precision: auto` resolves once per run, before anything is trained:
 
 1. no native bfloat16 on the device (a CPU without AVX512-BF16 or AMX; a GPU without bf16) -> fp32:
    torch would emulate it, many times slower;

@@ -96,7 +96,7 @@ def test_cpu_flags_decide_native_bf16(tmp_path):
 
 def test_short_runs_keep_fp32_without_timing(monkeypatch):
     monkeypatch.setattr(precision_module, "choose_precision", lambda *a, **k: pytest.fail("a short run must not time"))
-    config = load_config(None, [f"train.total_steps={MIN_UPDATES}", "train.learning_starts=1"])
+    config = load_config(None, ["train.precision=auto", f"train.total_steps={MIN_UPDATES}", "train.learning_starts=1"])
     choice = plan_precision(config, threads=1, dims=(3, 1))
     assert choice.precision == "fp32" and "too few for bf16 to pay off" in choice.reason
 
