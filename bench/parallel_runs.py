@@ -13,9 +13,15 @@ Reported: total wall (first start to last exit), aggregate steps/s (all steps / 
 run's own steps/s (its training loop, from summary.json) and final evaluation return. With
 `--cleanrl-script`, one CleanRL run of the same steps for scale (as `speed.py` runs it).
 
+`--set KEY=VALUE` goes to every run; each `--variant NAME:KEY=VALUE[,KEY=VALUE]` runs every scenario
+again with those overrides on top, alternated with the others over `--rounds` (A B, A B, ...); the
+end prints each variant's median aggregate steps/s against the first one's (and CleanRL's).
+
 Usage (from the repo root):
     python bench/parallel_runs.py --seeds 1-4 --steps 20000 --json bench/results/parallel.json \\
         --cleanrl-script PEERS/cleanrl/ddpg_continuous_action.py --cleanrl-python PEERS/cleanrl-venv/bin/python
+    python bench/parallel_runs.py --scenarios sweep --seeds 1-2 --rounds 2 --set train.compile=true \\
+        --variant fp32:train.precision=fp32 --variant auto:train.precision=auto      # two jobs, two precisions
 """
 
 from __future__ import annotations
@@ -37,6 +43,14 @@ SCENARIOS = ("sweep", "sequential", "at-once", "torch-default", "pair")
 def parse_seeds(spec: str) -> list[int]:
     first, _, last = spec.partition("-")
     return list(range(int(first), int(last or first) + 1))
+
+
+def parse_variant(text: str) -> tuple[str, list[str]]:
+    """`NAME:KEY=VALUE[,KEY=VALUE]` -> (NAME, [KEY=VALUE, ...])."""
+    name, _, settings = text.partition(":")
+    if not name or not settings:
+        raise SystemExit(f"--variant {text!r}: expected NAME:KEY=VALUE[,KEY=VALUE]")
+    return name, settings.split(",")
 
 
 def train_command(python: str, config: Path, seed: int, steps: int, run_dir: Path, extra: list[str]) -> list[str]:
@@ -93,47 +107,26 @@ def main() -> None:
     parser.add_argument("--cleanrl-python", default=None)
     parser.add_argument("--work-dir", type=Path)
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override for every run (repeatable)")
+    parser.add_argument("--variant", dest="variants", action="append", default=[], metavar="NAME:KEY=VALUE[,KEY=VALUE]",
+                        help="run the scenarios again with these overrides too, alternated (repeatable)")  # fmt: skip
+    parser.add_argument("--rounds", type=int, default=1, help="times each scenario runs per variant, alternated")
     args = parser.parse_args()
     seeds = parse_seeds(args.seeds)
     work = (args.work_dir or default_work_dir("parallel")).resolve()
     config = args.config.resolve()
+    variants = [parse_variant(text) for text in args.variants] or [("", [])]
     results = []
     print(f"{len(seeds)} seeds ({args.seeds}) of {config.name}, {args.steps:,} steps each; work dir {work}", flush=True)
 
-    for scenario in args.scenarios.split(","):
-        wait_until_idle(args.wait_idle)
-        base = work / scenario
-        if scenario == "sweep":
-            command = [args.python, "-m", "ddpg_cli", "sweep", str(config), "--seeds", args.seeds, "--set", f"train.total_steps={args.steps}",
-                       "--jobs", "auto", "--out", str(base), "--quiet"]  # fmt: skip
-            wall, codes = run_together([command])
-            results.append(record(scenario, wall, sorted(base.glob("base/seed-*")), codes, args.steps))
-        elif scenario == "sequential":
-            dirs = [base / f"seed-{s}" for s in seeds]
-            start, codes = time.perf_counter(), []
-            for seed, run_dir in zip(seeds, dirs):
-                codes += run_together([train_command(args.python, config, seed, args.steps, run_dir, [])])[1]
-            results.append(record(scenario, time.perf_counter() - start, dirs, codes, args.steps))
-        elif scenario in ("at-once", "torch-default"):
-            steps = args.steps if scenario == "at-once" else args.torch_default_steps
-            extra = [] if scenario == "at-once" else [f"train.torch_threads={_cpus()}"]
-            dirs = [base / f"seed-{s}" for s in seeds]
-            wall, codes = run_together([train_command(args.python, config, s, steps, d, extra) for s, d in zip(seeds, dirs)])
-            results.append(record(scenario, wall, dirs, codes, steps))
-        elif scenario == "pair":
-            alone = base / "alone"
-            wall, codes = run_together([train_command(args.python, config, seeds[0], args.steps, alone, [])])
-            results.append(record("pair: alone", wall, [alone], codes, args.steps))
-            wait_until_idle(args.wait_idle)
-            dirs = [base / "first", base / "second"]
-            wall, codes = run_together([train_command(args.python, config, s, args.steps, d, []) for s, d in zip(seeds[:2], dirs)], args.pair_gap)
-            pair = record("pair: two", wall, dirs, codes, args.steps)
-            reference = results[-1]["run_sps"][0]
-            pair["vs_alone"] = [v / reference if v and reference else None for v in pair["run_sps"]]
-            print(f"{'':<14} each against the run alone: {' / '.join(f'{v:.2f}' for v in pair['vs_alone'] if v)}", flush=True)
-            results.append(pair)
-        else:
-            parser.error(f"unknown scenario {scenario!r}")
+    for round_index in range(args.rounds):
+        for variant, settings in variants:
+            for scenario in args.scenarios.split(","):
+                label = f"{scenario} {variant}".strip()
+                base = work / f"round-{round_index}" / (variant or "base") / scenario
+                results += run_scenario(scenario, label, base, args, config, seeds, [*args.overrides, *settings])
+    if variants[0][0]:
+        summarise_variants(results, [name for name, _ in variants])
 
     if args.cleanrl_script:
         from peers import run_cleanrl  # noqa: PLC0415 - only with --cleanrl-script
@@ -143,10 +136,61 @@ def main() -> None:
                            work_dir=work / "cleanrl")  # fmt: skip
         print(f"{'cleanrl':<14} 1 run   wall {peer.wall_s:7.1f} s  {peer.sps:6.1f} steps/s  final eval {peer.eval_mean}", flush=True)
         results.append({"scenario": "cleanrl", "wall_s": peer.wall_s, "aggregate_sps": peer.sps, "final_eval": [peer.eval_mean]})
+        for result in results:
+            if result["scenario"] != "cleanrl" and result.get("aggregate_sps"):
+                print(f"{result['scenario']:<22} aggregate / CleanRL's one run: {result['aggregate_sps'] / peer.sps:.2f}x", flush=True)
 
     if args.json:
-        write_json(args.json, {"config": str(config), "seeds": seeds, "steps": args.steps, "results": results,
+        write_json(args.json, {"config": str(config), "seeds": seeds, "steps": args.steps, "overrides": args.overrides, "variants": args.variants, "results": results,
                                "median_final_eval": {r["scenario"]: statistics.median([v for v in r["final_eval"] if v is not None] or [float("nan")]) for r in results}})  # fmt: skip
+
+
+def summarise_variants(results: list[dict], names: list[str]) -> None:
+    """Each variant's median aggregate steps/s per scenario, against the first variant's."""
+    by_label: dict[str, list[float]] = {}
+    for result in results:
+        by_label.setdefault(result["scenario"], []).append(result["aggregate_sps"])
+    for label, values in by_label.items():
+        scenario, _, variant = label.partition(" ")
+        first = by_label.get(f"{scenario} {names[0]}")
+        ratio = statistics.median(values) / statistics.median(first) if first else float("nan")
+        print(f"{label:<22} median aggregate {statistics.median(values):7.1f} steps/s over {len(values)} rounds; {ratio:.2f}x {names[0]}", flush=True)
+
+
+def run_scenario(scenario: str, label: str, base: Path, args: argparse.Namespace, config: Path, seeds: list[int], overrides: list[str]) -> list[dict]:
+    """One scenario, once; its records (two for `pair`)."""
+    wait_until_idle(args.wait_idle)
+    sets = [part for item in overrides for part in ("--set", item)]
+    if scenario == "sweep":
+        command = [args.python, "-m", "ddpg_cli", "sweep", str(config), "--seeds", args.seeds, "--set", f"train.total_steps={args.steps}", *sets,
+                   "--jobs", "auto", "--out", str(base), "--quiet"]  # fmt: skip
+        wall, codes = run_together([command])
+        return [record(label, wall, sorted(base.glob("base/seed-*")), codes, args.steps)]
+    if scenario == "sequential":
+        dirs = [base / f"seed-{s}" for s in seeds]
+        start, codes = time.perf_counter(), []
+        for seed, run_dir in zip(seeds, dirs):
+            codes += run_together([train_command(args.python, config, seed, args.steps, run_dir, overrides)])[1]
+        return [record(label, time.perf_counter() - start, dirs, codes, args.steps)]
+    if scenario in ("at-once", "torch-default"):
+        steps = args.steps if scenario == "at-once" else args.torch_default_steps
+        extra = overrides if scenario == "at-once" else [*overrides, f"train.torch_threads={_cpus()}"]
+        dirs = [base / f"seed-{s}" for s in seeds]
+        wall, codes = run_together([train_command(args.python, config, s, steps, d, extra) for s, d in zip(seeds, dirs)])
+        return [record(label, wall, dirs, codes, steps)]
+    if scenario == "pair":
+        alone = base / "alone"
+        wall, codes = run_together([train_command(args.python, config, seeds[0], args.steps, alone, overrides)])
+        results = [record(f"{label}: alone", wall, [alone], codes, args.steps)]
+        wait_until_idle(args.wait_idle)
+        dirs = [base / "first", base / "second"]
+        wall, codes = run_together([train_command(args.python, config, s, args.steps, d, overrides) for s, d in zip(seeds[:2], dirs)], args.pair_gap)
+        pair = record(f"{label}: two", wall, dirs, codes, args.steps)
+        reference = results[-1]["run_sps"][0]
+        pair["vs_alone"] = [v / reference if v and reference else None for v in pair["run_sps"]]
+        print(f"{'':<14} each against the run alone: {' / '.join(f'{v:.2f}' for v in pair['vs_alone'] if v)}", flush=True)
+        return [*results, pair]
+    raise SystemExit(f"unknown scenario {scenario!r}; choose among {', '.join(SCENARIOS)}")
 
 
 def _cpus() -> int:

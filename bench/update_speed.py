@@ -5,6 +5,7 @@ noisy machine slows them alike; the table shows the median over rounds and the r
 
     python bench/update_speed.py                      # Pendulum dims, batch 256, 256x256 MLPs
     python bench/update_speed.py --obs-dim 17 --action-dim 6 --variants fp32,bf16
+    python bench/update_speed.py --obs-dim 17 --action-dim 6 --hidden 400,300 --batch 100 --td3   # the HalfCheetah preset
 """
 
 from __future__ import annotations
@@ -30,9 +31,9 @@ VARIANTS = {
 TD3 = {"twin_critics": True, "target_noise": 0.2, "target_noise_clip": 0.5, "policy_delay": 2}
 
 
-def build(variant: str, obs_dim: int, action_dim: int, hidden: int, batch: int, td3: bool = False) -> tuple[DDPGAgent, ReplayBuffer]:
+def build(variant: str, obs_dim: int, action_dim: int, hidden: list[int], batch: int, td3: bool = False) -> tuple[DDPGAgent, ReplayBuffer]:
     torch.manual_seed(0)
-    config = AgentConfig(actor_hidden=[hidden, hidden], critic_hidden=[hidden, hidden], batch_size=batch, **(TD3 if td3 else {}))
+    config = AgentConfig(actor_hidden=hidden, critic_hidden=hidden, batch_size=batch, **(TD3 if td3 else {}))
     agent = DDPGAgent(obs_dim, action_dim, config, **VARIANTS[variant])
     buffer = ReplayBuffer(100_000, obs_dim, action_dim)
     for _ in range(100):
@@ -52,7 +53,7 @@ def main() -> None:
     parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated: " + ", ".join(VARIANTS))
     parser.add_argument("--obs-dim", type=int, default=3)
     parser.add_argument("--action-dim", type=int, default=1)
-    parser.add_argument("--hidden", type=int, default=256)
+    parser.add_argument("--hidden", default="256,256", help="hidden widths of both networks, e.g. 400,300 (default: %(default)s)")
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--updates", type=int, default=300, help="updates per timing")
     parser.add_argument("--rounds", type=int, default=5)
@@ -65,7 +66,7 @@ def main() -> None:
     generator = torch.Generator().manual_seed(0)
     setups = {}
     for name in names:
-        agent, buffer = build(name, args.obs_dim, args.action_dim, args.hidden, args.batch, args.td3)
+        agent, buffer = build(name, args.obs_dim, args.action_dim, [int(width) for width in args.hidden.split(",")], args.batch, args.td3)
         start = time.perf_counter()
         time_updates(agent, buffer, generator, 30, args.batch)  # warm-up, and compilation when compiled
         setups[name] = (agent, buffer, time.perf_counter() - start)
@@ -75,7 +76,7 @@ def main() -> None:
             agent, buffer, _ = setups[name]
             times[name].append(time_updates(agent, buffer, generator, args.updates, args.batch))
 
-    print(f"obs {args.obs_dim}, action {args.action_dim}, {args.hidden}x{args.hidden} MLPs, batch {args.batch}{', TD3' if args.td3 else ''}, torch threads {torch.get_num_threads()}, {args.rounds} rounds of {args.updates} updates")
+    print(f"obs {args.obs_dim}, action {args.action_dim}, {args.hidden.replace(',', 'x')} MLPs, batch {args.batch}{', TD3' if args.td3 else ''}, torch threads {torch.get_num_threads()}, {args.rounds} rounds of {args.updates} updates")
     base = statistics.median(times[names[0]])
     print(f"{'variant':<14} {'ms/update':>10} {'updates/s':>10} {'vs ' + names[0]:>10} {'warm-up s':>10}  all rounds (ms)")
     for name in names:

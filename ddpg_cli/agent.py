@@ -92,6 +92,9 @@ class DDPGAgent:
         """`seed` seeds the target policy smoothing noise (TD3), the agent's only randomness after init."""
         self.config = config
         self.device = torch.device(device)
+        if precision not in ("fp32", "bf16"):
+            raise ValueError(f"precision must be fp32 or bf16 (resolve auto first), got {precision!r}")
+        self.precision = precision
         self.bf16 = precision == "bf16"
         self.obs_dim = obs_dim
         self.action_dim = action_dim

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from ddpg_cli.errors import ConfigError
 from ddpg_cli.experiments.engines import ENGINES, Engine, EngineResult, SearchResult, get_engine
@@ -38,23 +38,25 @@ __all__ = [
 # --- one run ---------------------------------------------------------------------------------------
 
 
-def prepare_run(config: ConfigSource = None, overrides: Sequence[str] = (), run_dir: Path | str | None = None, resume: Path | str | None = None) -> PreparedRun:
+def prepare_run(config: ConfigSource = None, overrides: Sequence[str] = (), run_dir: Path | str | None = None, resume: Path | str | None = None,
+                announce: Callable[[], None] | None = None) -> PreparedRun:  # fmt: skip
     """A run ready to train: a new one from `config` (a YAML file, a preset's name, a `Config`, or None
     for the default) with `overrides` ("dotted.key=value") into `run_dir` (default runs/<env>-seed<s>-<time>),
-    or the run in `resume` continued with its own config (only train.total_steps may change)."""
+    or the run in `resume` continued with its own config (only train.total_steps may change). Its
+    threads and precision are planned here; `announce` is called before a precision timing runs."""
     if resume is not None:
         if config is not None or run_dir is not None:
             raise ConfigError("--resume continues a run with its own config and directory; do not pass CONFIG or --run-dir with it")
         return prepare_resume(Path(resume), overrides)
     cfg = resolve_config(config, overrides)
-    return prepare_fresh(cfg, Path(run_dir) if run_dir is not None else default_run_dir(cfg.env.id, cfg.seed))
+    return prepare_fresh(cfg, Path(run_dir) if run_dir is not None else default_run_dir(cfg.env.id, cfg.seed), announce)
 
 
 def train_prepared(prepared: PreparedRun, observer: TrainObserver | None = None) -> TrainResult:
     """Train a prepared run (the caller has told its warnings, and checked `finished`)."""
     from ddpg_cli.train import train as run_training
 
-    return run_training(prepared.config, prepared.run_dir, resume=prepared.resume, observer=observer, threads=prepared.threads)
+    return run_training(prepared.config, prepared.run_dir, resume=prepared.resume, observer=observer, threads=prepared.threads, precision=prepared.precision)
 
 
 def train(config: ConfigSource = None, overrides: Sequence[str] = (), run_dir: Path | str | None = None, observer: TrainObserver | None = None) -> TrainResult:

@@ -102,24 +102,19 @@ def train(
 
     out = err_console if events else console  # with --events, stdout carries only the events
     failure_dir = (resume or run_dir) if events else None  # an engine reads why its run failed
+    timing = "choosing the precision: timing fp32 against bf16 updates on this machine (once; later runs read the result)"
     with recording_failure(failure_dir):
-        prepared = prepare_run(config, overrides or [], run_dir, resume)
+        prepared = prepare_run(config, overrides or [], run_dir, resume, announce=lambda: err_console.print(timing, highlight=False, soft_wrap=True))
     for warning in prepared.warnings:
         err_console.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
     if prepared.finished is not None:
         out.print(prepared.finished)
         return
     cfg, target, threads = prepared.config, prepared.run_dir, prepared.threads
-
-    if cfg.train.precision == "bf16" and cfg.train.device != "cuda":
-        from ddpg_cli.hardware import cpu_has_fast_bf16
-
-        if not cpu_has_fast_bf16():
-            err_console.print("[yellow]warning:[/] train.precision is bf16 but this CPU has no native bfloat16 (AVX512-BF16 or AMX); expect it to be much slower than fp32", highlight=False)
     observer = _train_observer(events, quiet)
     action = "resuming" if prepared.resume else "training"
     count = f"{threads.threads} thread{'s' if threads.threads != 1 else ''} ({threads.reason})"
-    out.print(f"{action} [bold]{cfg.env.id}[/] for {cfg.train.total_steps:,} steps, seed {cfg.seed}, {count} -> {target}", highlight=False, soft_wrap=True)
+    out.print(f"{action} [bold]{cfg.env.id}[/] for {cfg.train.total_steps:,} steps, seed {cfg.seed}, {count}, {prepared.precision.describe()} -> {target}", highlight=False, soft_wrap=True)
     with recording_failure(failure_dir):
         result = train_prepared(prepared, observer)
     _report_training(result, out)

@@ -89,7 +89,7 @@ class TrainConfig(_Section):
     updates_per_step: int = Field(1, ge=1, le=1000, description="Gradient steps per env step (the update-to-data ratio).")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="Where networks and the replay buffer live; `auto` picks CUDA when available.")
     torch_threads: int | None = Field(None, ge=1, le=1024, description="CPU threads for torch. Null: one per CPU free when the run starts, following the CPUs other processes use as it goes where the count cannot change the results (the run's first line says which).")
-    precision: Literal["fp32", "bf16"] = Field("fp32", description="`bf16` runs the hidden layers of the updates under bfloat16 autocast (weights, optimiser and output layers stay fp32); fast on CPUs with AVX512-BF16 or AMX.")
+    precision: Literal["auto", "fp32", "bf16"] = Field("fp32", description="Arithmetic of the updates. `bf16` runs their hidden layers under bfloat16 autocast (weights, Adam, output layers, TD targets and dQ/da stay fp32). `auto` picks bf16 where the device computes it natively and a short timing of this run's update (runs of 10,000 updates or more), cached per machine and network size, shows it at least 1.15x faster; fp32 otherwise. A resumed run keeps what its start chose. fp32 stays the default until bf16's learning parity is measured on every preset (docs/benchmarks.md).")
     compile: bool = Field(False, description="`torch.compile` each update (critic step, actor step, both Adam steps, target updates) into one graph: about 1.7x faster updates on the CPU after 15-30 s of compilation (about 5 s once torch's caches have the graph). Needs a C++ compiler (g++). Pays off from a few thousand updates on.")
 
 

@@ -13,6 +13,7 @@ import torch
 
 from ddpg_cli.config import Config
 from ddpg_cli.errors import ConfigError
+from ddpg_cli.hardware import cpu_has_fast_bf16
 from ddpg_cli.replay_buffer import ReplayBuffer
 
 # --- memory ----------------------------------------------------------------------------------------
@@ -120,10 +121,10 @@ class ThreadPlan:
     reason: str  # for the run's first line: why this many
 
 
-def plan_threads(config: Config, usable: int | None = None, busy: float | None = None) -> ThreadPlan:
+def plan_threads(config: Config, usable: int | None = None, busy: float | None = None, precision: str | None = None) -> ThreadPlan:
     """`train.torch_threads` when set. Otherwise one thread per CPU free as the run starts, and, where
     the count cannot change the results (`fixed_threads_needed`), it follows the CPUs other processes
-    use as the run goes on (`CpuShare`). Measured on 2 cores (Pendulum, 256x256 networks): one run
+    use as the run goes on (`CpuShare`); `precision` is what `train.precision` resolved to, if known. Measured on 2 cores (Pendulum, 256x256 networks): one run
     alone did 228 steps/s with 2 threads, 181-191 with 1; two runs side by side with 2 threads each,
     35 each; a 2-thread run joined by a 1-thread run, 86 (and 127); two 1-thread runs, 182-197 each."""
     if config.train.torch_threads is not None:
@@ -132,13 +133,13 @@ def plan_threads(config: Config, usable: int | None = None, busy: float | None =
     busy = busy_cpus() if busy is None else busy
     free = min(usable, max(1, math.floor(usable - busy + 0.5)))
     reason = f"{free} of {usable} CPU{'s' if usable != 1 else ''} free"
-    fixed = fixed_threads_needed(config, usable) if usable > 1 else None
+    fixed = fixed_threads_needed(config, usable, precision) if usable > 1 else None
     if fixed is None and usable > 1:
         return ThreadPlan(free, True, f"{reason}; adapts to load")
     return ThreadPlan(free, False, reason + (f"; fixed: {fixed}" if fixed and usable > 1 else ""))
 
 
-def fixed_threads_needed(config: Config, usable: int | None = None) -> str | None:
+def fixed_threads_needed(config: Config, usable: int | None = None, precision: str | None = None) -> str | None:
     """Why this run must keep one thread count, or None when changing it cannot change its numbers.
     In fp32 eager updates on the CPU the count reaches the results through matrix products (MKL's
     strict reproducibility mode makes most of them independent of it, but not all: products of 2 or 3
@@ -151,12 +152,15 @@ def fixed_threads_needed(config: Config, usable: int | None = None) -> str | Non
         return "CUDA"
     if config.train.compile:
         return "train.compile"  # its generated kernels split reductions by thread count
-    if config.train.precision != "fp32":
+    precision = precision or config.train.precision
+    if precision == "bf16":
         return "bf16"  # runs in oneDNN, whose kernels are not covered by MKL's mode
     if config.agent.max_grad_norm is not None:
         return "agent.max_grad_norm"
     if config.agent.batch_size > 32_768:
         return "batch over 32,768"
+    if precision == "auto" and cpu_has_fast_bf16():
+        return "train.precision auto"  # not resolved yet, and it may pick bf16
     if not mkl_mode().endswith(",STRICT"):
         return "MKL strict mode off"
     usable = usable_cpus() if usable is None else usable

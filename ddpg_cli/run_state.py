@@ -12,7 +12,7 @@ import os
 import random
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -23,8 +23,10 @@ from ddpg_cli.agent import DDPGAgent
 from ddpg_cli.config import Config, apply_override, build_config, config_to_dict
 from ddpg_cli.envs import scale_action, set_env_rng_state
 from ddpg_cli.errors import CheckpointError, ConfigError, OutputError, RunBusyError
+from ddpg_cli.hardware import cpu_has_fast_bf16
 from ddpg_cli.layout import LOCK_FILE, holds_checkpoints
-from ddpg_cli.resources import ThreadPlan, plan_threads
+from ddpg_cli.precision import PrecisionChoice, plan_compute
+from ddpg_cli.resources import ThreadPlan
 from ddpg_cli.replay_buffer import ReplayBuffer
 from ddpg_cli.reproducibility import conditions
 
@@ -78,6 +80,7 @@ def checkpoint_payload(
         "config": config_to_dict(config),
         "counters": asdict(counters),
         "agent": agent.state_dict(),
+        "precision": agent.precision,  # what train.precision resolved to: a resume keeps it
         "reproducibility": conditions(),  # what a bitwise-equal resume depends on besides this file
         "spaces": {
             "env_id": config.env.id,
@@ -196,13 +199,22 @@ class PreparedRun:
     resume: dict[str, Any] | None = None  # the `last` checkpoint's payload
     warnings: list[str] = field(default_factory=list)
     finished: str | None = None
+    precision: PrecisionChoice | None = None  # what train.precision resolved to (a resume keeps its own)
 
 
-def prepare_fresh(config: Config, run_dir: Path) -> PreparedRun:
-    """A new run in `run_dir`, which must not hold one already."""
+def prepare_fresh(config: Config, run_dir: Path, announce: Callable[[], None] | None = None) -> PreparedRun:
+    """A new run in `run_dir`, which must not hold one already. `announce` is called before the
+    precision choice times the update (once per machine and network size; see `precision`)."""
     if holds_checkpoints(run_dir):
         raise ConfigError(f"{run_dir} already holds a run; continue it with --resume {run_dir} or choose another --run-dir")
-    return PreparedRun(config, run_dir, plan_threads(config))
+    threads, precision = plan_compute(config, announce=announce)
+    return PreparedRun(config, run_dir, threads, warnings=_precision_warnings(config, precision), precision=precision)
+
+
+def _precision_warnings(config: Config, precision: PrecisionChoice) -> list[str]:
+    if precision.precision == "bf16" and config.train.device != "cuda" and not cpu_has_fast_bf16():
+        return ["train.precision is bf16 but this CPU has no native bfloat16 (AVX512-BF16 or AMX); expect it to be much slower than fp32"]
+    return []
 
 
 def prepare_resume(run_dir: Path, overrides: Sequence[str] = ()) -> PreparedRun:
@@ -223,11 +235,12 @@ def prepare_resume(run_dir: Path, overrides: Sequence[str] = ()) -> PreparedRun:
     if step >= total:
         prepared.finished = f"{run_dir} already finished {step:,} of {total:,} steps; raise them with --set {RESUMABLE_KEY}=N"
         return prepared
-    prepared.threads = threads = plan_threads(config)
+    prepared.threads, prepared.precision = threads, precision = plan_compute(config, payload)
     torch.set_num_threads(threads.threads)  # as training will, so that the comparison sees the count
     ignore = {"torch_threads"} if threads.adaptive else set()  # a count that cannot change the numbers
     if changed := reproducibility.resume_warning(payload.get("reproducibility"), reproducibility.conditions(), ignore):
         prepared.warnings.append(changed)
+    prepared.warnings += _precision_warnings(config, precision)
     return prepared
 
 

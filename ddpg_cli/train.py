@@ -38,6 +38,7 @@ from ddpg_cli.layout import CONFIG_FILE, SUMMARY_FILE
 from ddpg_cli.logger import RunLogger
 from ddpg_cli.networks import DeployedPolicy
 from ddpg_cli.noise import make_noise, sigma_at
+from ddpg_cli.precision import PrecisionChoice, plan_compute, plan_precision
 from ddpg_cli.replay_buffer import ReplayBuffer, row_parts
 from ddpg_cli.resources import CpuShare, ThreadPlan, check_buffer_fits, plan_threads, usable_cpus
 from ddpg_cli.run_state import Counters, EpisodeRecord, ResumeParts, RunLock, checkpoint_payload, load_resume, restore
@@ -112,11 +113,14 @@ def train(
     resume: dict[str, Any] | None = None,
     observer: TrainObserver | None = None,
     threads: ThreadPlan | None = None,
+    precision: PrecisionChoice | None = None,
 ) -> TrainResult:
     """Train from scratch into `run_dir`, or continue the run whose `last` checkpoint is `resume`.
-    `threads` defaults to `plan_threads(config)`."""
+    `threads` and `precision` default to what `plan_compute` plans for this config."""
     observer = observer or TrainObserver()
-    run = Run(config, run_dir, resume, threads or plan_threads(config))
+    if threads is None:
+        threads, precision = plan_compute(config, resume) if precision is None else (plan_threads(config, precision=precision.precision), precision)
+    run = Run(config, run_dir, resume, threads, precision)
     counters, total = run.counters, config.train.total_steps
     stopped_by: str | None = None
     observer.start(total, counters.step)
@@ -161,7 +165,7 @@ def train(
 class Run:
     """One run while it trains: what it holds, and the stages the loop calls."""
 
-    def __init__(self, config: Config, run_dir: Path, resume: dict[str, Any] | None, threads: ThreadPlan) -> None:
+    def __init__(self, config: Config, run_dir: Path, resume: dict[str, Any] | None, threads: ThreadPlan, precision: PrecisionChoice | None = None) -> None:
         self.config, self.run_dir = config, run_dir
         self.device = device = resolve_device(config.train.device)
         if device.type == "cuda" and not torch.cuda.is_available():
@@ -181,7 +185,9 @@ class Run:
         self.high = self.envs.single_action_space.high.astype(np.float32)
         check_buffer_fits(config, obs_dim, action_dim, device)
 
-        self.agent = DDPGAgent(obs_dim, action_dim, config.agent, config.env.normalize_obs, device, config.train.precision, config.train.compile,
+        # Resolved before the agent draws its weights; the timing, when one runs, leaves the RNGs alone.
+        self.precision = precision or plan_precision(config, threads.threads, resume, (obs_dim, action_dim))
+        self.agent = DDPGAgent(obs_dim, action_dim, config.agent, config.env.normalize_obs, device, self.precision.precision, config.train.compile,
                                seed=config.seed + TARGET_NOISE_SEED_OFFSET)  # fmt: skip
         self.buffer = ReplayBuffer(config.agent.buffer_size, obs_dim, action_dim, device)
         self.parts = ResumeParts(
@@ -375,6 +381,7 @@ class Run:
             "final_eval": final_eval.as_dict(),
             "best_eval": counters.best_eval,
             "exact_resume": self.exact,
+            "precision": self.precision.precision,
         }
         _write_text(self.run_dir / SUMMARY_FILE, json.dumps(summary, indent=2))
 

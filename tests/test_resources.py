@@ -40,13 +40,13 @@ def test_plan_jobs(monkeypatch, jobs, runs, threads, cpus, expected):
 
 
 def test_plan_threads_takes_the_free_cpus_and_keeps_an_explicit_count(monkeypatch):
-    monkeypatch.setattr(resources, "fixed_threads_needed", lambda config, usable=None: None)
+    monkeypatch.setattr(resources, "fixed_threads_needed", lambda config, usable=None, precision=None: None)
     config = load_config(None, [])
     assert plan_threads(config, usable=2, busy=0.1) == resources.ThreadPlan(2, True, "2 of 2 CPUs free; adapts to load")
     assert plan_threads(config, usable=2, busy=1.2).threads == 1
     assert plan_threads(config, usable=4, busy=9.0).threads == 1  # never fewer than one
     assert plan_threads(load_config(None, ["train.torch_threads=3"]), usable=2, busy=0.0) == resources.ThreadPlan(3, False, "train.torch_threads")
-    monkeypatch.setattr(resources, "fixed_threads_needed", lambda config, usable=None: "agent.max_grad_norm")
+    monkeypatch.setattr(resources, "fixed_threads_needed", lambda config, usable=None, precision=None: "agent.max_grad_norm")
     plan = plan_threads(config, usable=2, busy=0.0)
     assert not plan.adaptive and "fixed: agent.max_grad_norm" in plan.reason
 
