@@ -13,6 +13,7 @@
 # Every failure ends with one line saying what broke.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
+started=$(date +%s)
 repo="$PWD"
 
 image=ddpg-cli:ci
@@ -26,9 +27,9 @@ fail() { echo "container test FAILED: $*" >&2; exit 1; }
 # --- an engine ---------------------------------------------------------------------------------------
 
 if ! command -v podman >/dev/null && ! docker info >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    echo "installing Podman"
+    SECONDS=0
     { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq podman runc debootstrap; } >/dev/null 2>&1 \
-        || echo "could not install Podman with apt-get"
+        && echo "installed Podman in ${SECONDS}s" || echo "could not install Podman with apt-get"
 fi
 if command -v podman >/dev/null && [ "$(id -u)" = 0 ]; then
     # Root Podman in a VM without systemd or its own network: runc, cgroupfs, the host's network, and
@@ -168,4 +169,5 @@ run "train --resume after stop failed" -v "$volume:/runs" "$image" train --resum
 run "the resumed run has no summary.json of 5,000 steps" -v "$volume:/runs" --entrypoint grep "$image" -q '"steps": 5000' runs/stopped/summary.json
 echo "resume: finished the stopped run on the named volume"
 
-echo "container test passed: image $image (${size_mb} MB, built in ${build_s}s) ran the README's Docker section"
+total_s=$(( $(date +%s) - started ))
+echo "container test passed in ${total_s}s: image $image (${size_mb} MB, built in ${build_s}s) ran the README's Docker section"
