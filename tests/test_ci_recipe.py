@@ -1,5 +1,7 @@
-"""The smoke-training gate we document (docs/ci.md, README) is the one .ci/run runs: same commands, same gate."""
+"""The smoke-training gate we document (docs/ci.md, README) is the one .ci/run runs: same commands, same gate;
+the container test runs after it."""
 
+import os
 import re
 import shlex
 import tomllib
@@ -68,3 +70,13 @@ def test_gate_config_is_the_measured_one():
     config = load_config(ROOT / "configs" / "smoke.yaml")
     assert config.train.total_steps == 5000 and config.eval.episodes == 10 and config.seed == 0
     assert config.agent.actor_hidden == [64, 64] and config.agent.batch_size == 128
+
+
+def test_ci_builds_and_runs_the_image_after_the_gate():
+    """.ci/run ends with the container test, handing it the smoke run to compare the container's with."""
+    lines = [line.strip() for line in (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()]
+    commands = [line for line in lines if line and not line.startswith("#")]
+    assert commands[-1] == 'tests/container/test-image.sh "$runs/smoke"'
+    assert any(line.startswith(".venv/bin/ddpg eval") for line in commands[:-1]), "the image is tested after the smoke gate"
+    for script in ("test-image.sh", "stand-in-base.sh"):
+        assert os.access(ROOT / "tests" / "container" / script, os.X_OK), f"tests/container/{script} is not executable"
