@@ -139,14 +139,19 @@ def comparison_table(groups: list[Group], title: str | None = None, at: int | No
             "-" if solved is None else f"{solved['count']}/{solved['of']}" + ("" if shared else f" ≥ {_figure(solved['threshold'])}"),
             _wall(group.runs) if at is None else _wall_to(group.runs, at),
         ))  # fmt: skip
-    # No vertical rules, two spaces between columns: eight fit 80 characters beside a setting of about 20.
-    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, collapse_padding=True)
+    # No vertical rules and two spaces between columns (one where two would fold the settings): eight
+    # columns fit 80 characters beside a setting of about 20 (`invert_gradients=false`).
     headers = ("IQM", "95% CI", "mean", "worst", "seeds", "solved", "wall/run")
     longest_value = max((len(part) for setting in settings for part in setting.split(", ")), default=0)
     setting_width = min(longest_value, 30)  # one key=value whole on a line when it fits
+    gap = 2
     if width is not None:
-        numbers = sum(max(len(header), *(len(row[i]) for row in rows)) + 2 for i, header in enumerate(headers))
-        setting_width = max(min(setting_width, width - numbers), 8)
+        numbers = sum(max(len(header), *(len(row[i]) for row in rows)) for i, header in enumerate(headers))
+        if setting_width + numbers + gap * len(headers) > width:
+            gap = 1
+        setting_width = max(min(setting_width, width - numbers - gap * len(headers)), 8)
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, collapse_padding=True,
+                  padding=(0, 1) if gap == 2 else 0)  # fmt: skip
     table.add_column("setting", overflow="fold", min_width=setting_width)
     for header in headers:
         table.add_column(header, justify="right", no_wrap=True)
