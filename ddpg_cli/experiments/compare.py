@@ -150,6 +150,8 @@ def comparison_table(groups: list[Group], title: str | None = None, at: int | No
         if setting_width + numbers + gap * len(headers) > width:
             gap = 1
         setting_width = max(min(setting_width, width - numbers - gap * len(headers)), 8)
+        if setting_width < longest_value:  # a key=value too long for the line breaks after its `=` (where the key fits)
+            settings = [", ".join(_break_at_equals(part, setting_width) for part in setting.split(", ")) for setting in settings]
     table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, collapse_padding=True,
                   padding=(0, 1) if gap == 2 else 0)  # fmt: skip
     table.add_column("setting", overflow="fold", min_width=setting_width)
@@ -191,6 +193,11 @@ def _figure(value: float) -> str:
 def _wrappable(setting: str) -> str:
     """`a=1,b=2` as `a=1, b=2`: a long setting wraps between its key=value pairs, not inside one."""
     return re.sub(r",(?=[A-Za-z_][\w.]*=)", ", ", setting)
+
+
+def _break_at_equals(part: str, width: int) -> str:
+    key, equals, value = part.partition("=")
+    return f"{key}=\n{value}" if equals and len(part) > width and len(key) < width else part
 
 
 def _number(value: float | None) -> str:
