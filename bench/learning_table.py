@@ -1,14 +1,16 @@
 """The learning table of docs/benchmarks.md: per group of runs (a sweep, or run dirs), each seed's final
 evaluation, their median, the IQM with its 95% bootstrap interval, and the best point of the mean
-evaluation curve (the TD3 paper's and Tianshou's protocol), optionally also each seed's evaluation at
-an intermediate budget (`--at 100000`: HalfCheetah's 100k column).
+evaluation curve (the TD3 paper's and Tianshou's protocol), the worst seed and how many seeds solve the
+task (final evaluation >= the threshold of docs/benchmarks.md, "When a task is solved", as `ddpg
+compare` counts them; `--solved-at X` for another), optionally also each seed's evaluation at an
+intermediate budget (`--at 100000`: HalfCheetah's 100k column).
 
 Everything is read from each run's RUN/evaluations.csv (every periodic evaluation: deterministic
 policy, `eval.episodes` episodes from reset seed `eval.seed`) and RUN/summary.json (the final one), so
 unfinished runs show how far they got.
 
 Usage (from the repo root):
-    python bench/learning_table.py runs/learning/hopper runs/learning/lunarlander [--at 100000] [--json out.json]
+    python bench/learning_table.py runs/learning/hopper runs/learning/lunarlander [--at 100000] [--solved-at X] [--json out.json]
 """
 
 from __future__ import annotations
@@ -20,8 +22,11 @@ from pathlib import Path
 
 import numpy as np
 
+from ddpg_cli.errors import ConfigError
+from ddpg_cli.experiments.compare import parse_threshold, solved_count
 from ddpg_cli.experiments.runs import collect_runs, group_runs
 from ddpg_cli.experiments.stats import band, bootstrap_ci, iqm
+from ddpg_cli.presets import solved_threshold
 
 
 def value_at(run, step: int) -> float | None:
@@ -36,7 +41,7 @@ def final_value(run) -> float | None:
     return None
 
 
-def describe(group, at: int | None) -> dict:
+def describe(group, at: int | None, solved_at: float | None = None) -> dict:
     runs = sorted(group.runs, key=lambda run: run.seed)
     finals = {run.seed: final_value(run) for run in runs}
     done = [value for value in finals.values() if value is not None]
@@ -48,6 +53,7 @@ def describe(group, at: int | None) -> dict:
         best = {"step": int(mean_curve.steps[index]), "mean": float(mean_curve.center[index])}
     env_id = runs[0].config.get("env", {}).get("id") if runs and runs[0].config else None
     total = runs[0].config.get("train", {}).get("total_steps") if runs and runs[0].config else None
+    threshold = solved_at if solved_at is not None else getattr(solved_threshold(str(env_id)), "value", None)
     row = {
         "env": env_id,
         "setting": group.setting,
@@ -59,12 +65,21 @@ def describe(group, at: int | None) -> dict:
         "iqm": float(iqm(done)) if done else None,
         "ci95": list(bootstrap_ci(np.asarray(done), iqm)) if len(done) > 1 else None,
         "best_of_mean_curve": best,
+        "worst": min(done) if done else None,
+        "solved": None if threshold is None else {"threshold": threshold, "count": solved_count(done, threshold), "of": len(runs)},
     }
     if at is not None:
         values = {str(run.seed): value_at(run, at) for run in runs}
         present = [value for value in values.values() if value is not None]
         row["at"] = {"step": at, "per_seed": values, "median": statistics.median(present) if present else None}
     return row
+
+
+def threshold_argument(text: str) -> float:
+    try:
+        return parse_threshold(text)
+    except ConfigError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def fmt(value: float | None) -> str:
@@ -87,9 +102,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("paths", nargs="+", type=Path)
     parser.add_argument("--at", type=int, help="also each seed's evaluation at this step")
+    parser.add_argument("--solved-at", type=threshold_argument, help="count the seeds at or above this return (default: the preset's threshold)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
-    rows = [describe(group, args.at) for group in group_runs(collect_runs(args.paths))]
+    rows = [describe(group, args.at, args.solved_at) for group in group_runs(collect_runs(args.paths))]
     for row in rows:
         finals = ", ".join(f"{fmt(value)}" for value in row["final"].values())
         ci = f"[{fmt(row['ci95'][0])}, {fmt(row['ci95'][1])}]" if row["ci95"] else "-"
@@ -97,6 +113,9 @@ def main() -> None:
         print(f"{row['env']} ({row['setting']}), {row['total_steps']:,} steps, seeds {row['seeds']}")
         print(f"  final per seed: {finals}   (steps reached: {row['steps_reached']})")
         print(f"  median {fmt(row['median'])}   IQM {fmt(row['iqm'])} {ci}   best of mean curve {fmt(best and best['mean'])} at {best and best['step']}")
+        solved = row["solved"]
+        solved_text = f"{solved['count']} of {solved['of']} seeds >= {solved['threshold']:g}" if solved else "no threshold (--solved-at)"
+        print(f"  worst {fmt(row['worst'])}   solved: {solved_text}")
         print(f"  markdown: {markdown_row(row)}")
         if "at" in row:
             per_seed = ", ".join(fmt(value) for value in row["at"]["per_seed"].values())

@@ -100,12 +100,15 @@ def read_runs(paths: Sequence[Path | str]) -> list[Group]:
     return group_runs(collect_runs([Path(path) for path in paths]))
 
 
-def compare(paths: Sequence[Path | str], at: int | None = None) -> dict[str, Any]:
-    """`ddpg compare --json`'s object: each setting's final return across seeds (IQM, mean, 95% CI),
-    or its returns at step `at`."""
-    from ddpg_cli.experiments.compare import check_step, comparison
+def compare(paths: Sequence[Path | str], at: int | None = None, solved_at: float | None = None) -> dict[str, Any]:
+    """`ddpg compare --json`'s object: each setting's final return across seeds (IQM, mean, 95% CI,
+    the worst seed), or its returns at step `at`, and how many seeds reach `solved_at` (default: the
+    `# solved at:` of the env's preset; `solved` is null where there is none)."""
+    from ddpg_cli.experiments.compare import check_step, comparison, parse_threshold
 
     groups = read_runs(paths)
     if at is not None:
         check_step(groups, at)
-    return comparison(groups, at)
+    if solved_at is not None:
+        solved_at = parse_threshold(str(solved_at))  # a finite number, or a ConfigError
+    return comparison(groups, at, solved_at)

@@ -335,20 +335,22 @@ def sweep_command(
 def compare_command(
     paths: RunPathsArgument,
     at: Annotated[Optional[str], typer.Option("--at", metavar="STEPS", help="Compare the evaluations made at this env step (100000, 100k) instead of the final ones: a budget inside longer runs, or runs still going.", show_default=False)] = None,
+    solved_at: Annotated[Optional[str], typer.Option("--solved-at", metavar="RETURN", help="Count the seeds whose return is at least this (default: the threshold in the header of the env's preset, # solved at:).", show_default=False)] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Compare settings: final return across seeds (IQM, mean, 95% CI), seeds done, wall time.
+    """Compare settings: final return across seeds (IQM, mean, 95% CI, worst seed), seeds done, seeds that solve the task, wall time.
 
     Runs that share a config but the seed form one setting; a sweep's settings are its grid values."""
-    from ddpg_cli.experiments.compare import check_step, parse_step
+    from ddpg_cli.experiments.compare import check_step, parse_step, parse_threshold
     from ddpg_cli.experiments.runs import collect_runs, group_runs
 
     step = parse_step(at) if at is not None else None
+    threshold = parse_threshold(solved_at) if solved_at is not None else None
     groups = group_runs(collect_runs(paths))
     if step is not None:
         check_step(groups, step)
     title = " · ".join(dict.fromkeys(group.env_id for group in groups)) + (f" · at {step:,} steps" if step is not None else "")
-    _report_comparison(groups, as_json, console, title=title, at=step)
+    _report_comparison(groups, as_json, console, title=title, at=step, solved_at=threshold)
 
 
 @app.command("plot")
@@ -380,15 +382,15 @@ def plot_command(
     console.print(f"wrote {out}", highlight=False, markup=False, soft_wrap=True)
 
 
-def _report_comparison(groups: list[Any], as_json: bool, show: Console, title: str, at: int | None = None) -> None:
+def _report_comparison(groups: list[Any], as_json: bool, show: Console, title: str, at: int | None = None, solved_at: float | None = None) -> None:
     import json
 
     from ddpg_cli.experiments.compare import comparison, comparison_table
 
     if as_json:
-        typer.echo(json.dumps(comparison(groups, at)))
+        typer.echo(json.dumps(comparison(groups, at, solved_at)))
     else:
-        show.print(comparison_table(groups, title=title, at=at))
+        show.print(comparison_table(groups, title=title, at=at, solved_at=solved_at, width=show.width))
 
 
 def _relative(path: Path) -> Path:
@@ -513,7 +515,7 @@ def configs_command(as_json: JsonOption = False) -> None:
 
     presets = describe_presets()
     if as_json:
-        items = [{"name": p.name, "env_id": p.env_id, "total_steps": p.total_steps, "measured": p.measured, "measured_detail": p.measured_detail, "from": p.source, "path": str(p.path)} for p in presets]
+        items = [{"name": p.name, "env_id": p.env_id, "total_steps": p.total_steps, "measured": p.measured, "measured_detail": p.measured_detail, "from": p.source, "solved_at": p.solved_at, "path": str(p.path)} for p in presets]
         typer.echo(json.dumps({"presets": items}))
         return
     from rich import box

@@ -5,14 +5,17 @@ top-level `configs/` (they are part of the design, next to the docs that measure
 maps that folder in as `ddpg_cli.configs` (pyproject's package-dir), so an installed wheel carries
 them. From a source tree that was not installed, the folder is read where it lies.
 
-A preset's header comments say where its settings come from (`# from: ...`) and, once measured, what
-it scored here (`# measured: ...`); `ddpg configs` lists both.
+A preset's header comments say where its settings come from (`# from: ...`), once measured, what
+it scored here (`# measured: ...`), and the return at which its task counts as solved
+(`# solved at: X`, the final evaluation's mean; `ddpg compare` counts the seeds that reach it).
+`ddpg configs` lists them.
 """
 
 from __future__ import annotations
 
 import difflib
 import glob
+import math
 import re
 from dataclasses import dataclass
 import importlib.util
@@ -84,16 +87,17 @@ class PresetInfo:
     measured: str | None  # what it scored here, once measured: the headline (the header's first line)
     measured_detail: str | None  # ... and the protocol, the seeds and the command
     path: Path
+    solved_at: float | None = None  # the final evaluation return at which its task counts as solved
 
 
-_HEADER = re.compile(r"^#\s*(from|measured):\s*(.+)$")
+_HEADER = re.compile(r"^#\s*(from|measured|solved at):\s*(.+)$")
 
 
 def describe_presets() -> list[PresetInfo]:
     infos = []
     for path in sorted(presets_dir().glob(f"*{SUFFIX}")):
         text = path.read_text(encoding="utf-8")
-        header: dict[str, list[str]] = {"from": [], "measured": []}
+        header: dict[str, list[str]] = {"from": [], "measured": [], "solved at": []}
         key = None
         for line in text.splitlines():
             if not line.startswith("#"):
@@ -116,9 +120,41 @@ def describe_presets() -> list[PresetInfo]:
                 measured=header["measured"][0] if header["measured"] else None,
                 measured_detail=" ".join(header["measured"][1:]) or None,
                 path=path,
+                solved_at=_threshold(header["solved at"], path),
             )
         )
     return infos
+
+
+def _threshold(field: list[str], path: Path) -> float | None:
+    """`# solved at: 90 (why)` as 90.0; None without the line."""
+    if not field:
+        return None
+    first = field[0].split()[0]
+    try:
+        value = float(first)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value):
+        raise ConfigError(f"{path.name}: '# solved at:' takes a finite return such as 90 or -200, got {first!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class SolvedThreshold:
+    """The return at which a task counts as solved, and where that figure came from."""
+
+    value: float
+    source: str  # "preset NAME" or "--solved-at"
+
+
+def solved_threshold(env_id: str, presets: list[PresetInfo] | None = None) -> SolvedThreshold | None:
+    """The `# solved at:` of the presets that train `env_id`: None when none states one, or when those
+    that do disagree (no default is better than a guess); several that agree name the first."""
+    stating = [p for p in (describe_presets() if presets is None else presets) if p.env_id == env_id and p.solved_at is not None]
+    if not stating or len({p.solved_at for p in stating}) > 1:
+        return None
+    return SolvedThreshold(stating[0].solved_at, f"preset {stating[0].name}")  # type: ignore[arg-type]
 
 
 _ASIDE = re.compile(r"\s*\([^()]*\)")
