@@ -124,7 +124,8 @@ def main() -> None:
             for scenario in args.scenarios.split(","):
                 label = f"{scenario} {variant}".strip()
                 base = work / f"round-{round_index}" / (variant or "base") / scenario
-                results += run_scenario(scenario, label, base, args, config, seeds, [*args.overrides, *settings])
+                for result in run_scenario(scenario, label, base, args, config, seeds, [*args.overrides, *settings]):
+                    results.append({**result, "variant": variant, "kind": result["scenario"].replace(f" {variant}", "", 1) if variant else result["scenario"]})
     if variants[0][0]:
         summarise_variants(results, [name for name, _ in variants])
 
@@ -147,14 +148,13 @@ def main() -> None:
 
 def summarise_variants(results: list[dict], names: list[str]) -> None:
     """Each variant's median aggregate steps/s per scenario, against the first variant's."""
-    by_label: dict[str, list[float]] = {}
+    by_kind: dict[tuple[str, str], list[float]] = {}
     for result in results:
-        by_label.setdefault(result["scenario"], []).append(result["aggregate_sps"])
-    for label, values in by_label.items():
-        scenario, _, variant = label.partition(" ")
-        first = by_label.get(f"{scenario} {names[0]}")
+        by_kind.setdefault((result["kind"], result["variant"]), []).append(result["aggregate_sps"])
+    for (kind, variant), values in by_kind.items():
+        first = by_kind.get((kind, names[0]))
         ratio = statistics.median(values) / statistics.median(first) if first else float("nan")
-        print(f"{label:<22} median aggregate {statistics.median(values):7.1f} steps/s over {len(values)} rounds; {ratio:.2f}x {names[0]}", flush=True)
+        print(f"{kind + ' ' + variant:<22} median aggregate {statistics.median(values):7.1f} steps/s over {len(values)} rounds; {ratio:.2f}x {names[0]}", flush=True)
 
 
 def run_scenario(scenario: str, label: str, base: Path, args: argparse.Namespace, config: Path, seeds: list[int], overrides: list[str]) -> list[dict]:

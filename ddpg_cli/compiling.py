@@ -6,6 +6,21 @@ from typing import Callable
 
 import torch
 
+from ddpg_cli.config import Config
+from ddpg_cli.errors import ConfigError
+from ddpg_cli.hardware import resolve_device
+
+
+def check_compute(config: Config) -> torch.device:
+    """The run's device, once it is known that the run can compute there: CUDA present when asked
+    for, and a C++ compiler where `train.compile` builds CPU kernels. One line (ConfigError) if not."""
+    device = resolve_device(config.train.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"train.device is 'cuda' but no CUDA device is available to this torch build ({torch.__version__})")
+    if config.train.compile and device.type == "cpu" and (why := compiler_missing()):
+        raise ConfigError(f"train.compile needs a C++ compiler for torch.compile on the CPU ({why}); install g++ or set train.compile: false")
+    return device
+
 
 def compiler_missing() -> str | None:
     """Why torch.compile cannot build CPU kernels here (no C++ compiler found), or None when it can."""

@@ -126,8 +126,10 @@ def plan_compute(config: Config, resume: dict[str, Any] | None = None, announce:
     """The torch threads and the precision of a run, which depend on each other: the precision is timed
     at the thread count the run will use, and whether that count may follow the load depends on the
     precision chosen (bf16 kernels split work by thread count)."""
+    from ddpg_cli.compiling import check_compute
     from ddpg_cli.resources import busy_cpus, plan_threads, usable_cpus
 
+    check_compute(config)  # a missing GPU or compiler is one line, not a failure inside the timing
     usable, busy = usable_cpus(), busy_cpus()
     count = plan_threads(config, usable, busy, precision="fp32").threads  # the count alone does not depend on it
     precision = plan_precision(config, count, resume, announce=announce)
@@ -151,6 +153,11 @@ def plan_precision(
         return PrecisionChoice(config.train.precision, "as configured")
     if (updates := planned_updates(config)) < MIN_UPDATES:
         return PrecisionChoice("fp32", f"{updates:,} updates: too few for bf16 to pay off")
+    from ddpg_cli.hardware import resolve_device
+
+    device = str(resolve_device(config.train.device))
+    if not device_has_native_bf16(device):  # decided without making the env to read its sizes
+        return choose_precision("auto", UpdateShape(0, 0, config.agent, device, threads, config.train.compile), native=False)
     if dims is None:
         from ddpg_cli.envs import make_env
 
@@ -159,10 +166,8 @@ def plan_precision(
             dims = (env.observation_space.shape[0], env.action_space.shape[0])
         finally:
             env.close()
-    from ddpg_cli.hardware import resolve_device
-
-    shape = UpdateShape(dims[0], dims[1], config.agent, str(resolve_device(config.train.device)), threads, config.train.compile)
-    return choose_precision(config.train.precision, shape, announce=announce)
+    shape = UpdateShape(dims[0], dims[1], config.agent, device, threads, config.train.compile)
+    return choose_precision(config.train.precision, shape, native=True, announce=announce)
 
 
 def planned_updates(config: Config) -> int:
@@ -223,7 +228,10 @@ def time_update_ratio(shape: UpdateShape, rounds: int = 5, updates: int = 20) ->
 
     device = torch.device(shape.device)
     batch = shape.agent.batch_size
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+    threads_before = torch.get_num_threads()
+    torch.set_num_threads(shape.threads)  # the count the run will use, which the cache records
+    with contextlib.ExitStack() as restore, torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        restore.callback(torch.set_num_threads, threads_before)
         torch.manual_seed(0)
         buffer = ReplayBuffer(max(batch, 1024), shape.obs_dim, shape.action_dim, device)
         rows = buffer.capacity

@@ -27,8 +27,7 @@ import torch
 
 from ddpg_cli import checkpoint as ckpt
 from ddpg_cli.agent import DDPGAgent
-from ddpg_cli.compiling import compiler_missing
-from ddpg_cli.hardware import resolve_device
+from ddpg_cli.compiling import check_compute
 from ddpg_cli.config import Config, config_to_yaml
 from ddpg_cli.envs import env_rng_state, make_env, make_vector_env, scale_action
 from ddpg_cli.errors import ConfigError, OutputError, TrainingDiverged
@@ -38,9 +37,9 @@ from ddpg_cli.layout import CONFIG_FILE, SUMMARY_FILE
 from ddpg_cli.logger import RunLogger
 from ddpg_cli.networks import DeployedPolicy
 from ddpg_cli.noise import make_noise, sigma_at
-from ddpg_cli.precision import PrecisionChoice, plan_compute, plan_precision
+from ddpg_cli.precision import PrecisionChoice, plan_compute
 from ddpg_cli.replay_buffer import ReplayBuffer, row_parts
-from ddpg_cli.resources import CpuShare, ThreadPlan, check_buffer_fits, plan_threads, usable_cpus
+from ddpg_cli.resources import CpuShare, ThreadPlan, check_buffer_fits, usable_cpus
 from ddpg_cli.run_state import Counters, EpisodeRecord, ResumeParts, RunLock, checkpoint_payload, load_resume, restore
 
 __all__ = ["train", "TrainObserver", "TrainResult", "load_resume"]
@@ -118,8 +117,9 @@ def train(
     """Train from scratch into `run_dir`, or continue the run whose `last` checkpoint is `resume`.
     `threads` and `precision` default to what `plan_compute` plans for this config."""
     observer = observer or TrainObserver()
-    if threads is None:
-        threads, precision = plan_compute(config, resume) if precision is None else (plan_threads(config, precision=precision.precision), precision)
+    if threads is None or precision is None:
+        planned_threads, planned_precision = plan_compute(config, resume)
+        threads, precision = threads or planned_threads, precision or planned_precision
     run = Run(config, run_dir, resume, threads, precision)
     counters, total = run.counters, config.train.total_steps
     stopped_by: str | None = None
@@ -165,13 +165,9 @@ def train(
 class Run:
     """One run while it trains: what it holds, and the stages the loop calls."""
 
-    def __init__(self, config: Config, run_dir: Path, resume: dict[str, Any] | None, threads: ThreadPlan, precision: PrecisionChoice | None = None) -> None:
+    def __init__(self, config: Config, run_dir: Path, resume: dict[str, Any] | None, threads: ThreadPlan, precision: PrecisionChoice) -> None:
         self.config, self.run_dir = config, run_dir
-        self.device = device = resolve_device(config.train.device)
-        if device.type == "cuda" and not torch.cuda.is_available():
-            raise ConfigError(f"train.device is 'cuda' but no CUDA device is available to this torch build ({torch.__version__})")
-        if config.train.compile and device.type == "cpu" and (why := compiler_missing()):
-            raise ConfigError(f"train.compile needs a C++ compiler for torch.compile on the CPU ({why}); install g++ or set train.compile: false")
+        self.device = device = check_compute(config)
         torch.set_num_threads(threads.threads)
         self.cpu_share = CpuShare(usable_cpus(), threads.threads) if threads.adaptive else None
         seed_everything(config.seed)
@@ -185,8 +181,7 @@ class Run:
         self.high = self.envs.single_action_space.high.astype(np.float32)
         check_buffer_fits(config, obs_dim, action_dim, device)
 
-        # Resolved before the agent draws its weights; the timing, when one runs, leaves the RNGs alone.
-        self.precision = precision or plan_precision(config, threads.threads, resume, (obs_dim, action_dim))
+        self.precision = precision
         self.agent = DDPGAgent(obs_dim, action_dim, config.agent, config.env.normalize_obs, device, self.precision.precision, config.train.compile,
                                seed=config.seed + TARGET_NOISE_SEED_OFFSET)  # fmt: skip
         self.buffer = ReplayBuffer(config.agent.buffer_size, obs_dim, action_dim, device)

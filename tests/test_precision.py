@@ -11,6 +11,7 @@ import torch
 from ddpg_cli import precision as precision_module
 from ddpg_cli.checkpoint import load_checkpoint
 from ddpg_cli.config import AgentConfig, load_config
+from ddpg_cli.errors import ConfigError
 from ddpg_cli.hardware import cpu_has_fast_bf16
 from ddpg_cli.precision import MIN_SPEEDUP, MIN_UPDATES, PrecisionChoice, UpdateShape, choose_precision, plan_precision
 from ddpg_cli.resources import fixed_threads_needed
@@ -116,12 +117,33 @@ def test_fixed_threads_follow_the_resolved_precision(monkeypatch):
     assert fixed_threads_needed(config, 2) != "train.precision auto"  # unresolved, but it cannot pick bf16 here
 
 
-def test_the_timer_returns_a_ratio_and_leaves_the_random_state_alone():
-    shape = UpdateShape(3, 1, AgentConfig(actor_hidden=[8], critic_hidden=[8], batch_size=8), "cpu", 1, False)
+def test_the_timer_times_at_the_runs_thread_count_and_leaves_the_random_state_alone(monkeypatch):
+    from ddpg_cli.agent import DDPGAgent
+
     torch.manual_seed(123)
-    before = torch.get_rng_state()
+    before, threads = torch.get_rng_state(), torch.get_num_threads()
+    seen: list[int] = []
+    original = DDPGAgent.update
+    monkeypatch.setattr(DDPGAgent, "update", lambda self, batch, act_on=None: seen.append(torch.get_num_threads()) or original(self, batch, act_on))
+    shape = UpdateShape(3, 1, AgentConfig(actor_hidden=[8], critic_hidden=[8], batch_size=8), "cpu", threads + 1, False)
     ratio = precision_module.time_update_ratio(shape, rounds=1, updates=2)
     assert ratio > 0 and torch.equal(torch.get_rng_state(), before)
+    assert set(seen) == {threads + 1} and torch.get_num_threads() == threads  # timed at the run's count, then put back
+
+
+def test_a_missing_compiler_is_one_line_before_any_timing(monkeypatch):
+    monkeypatch.setattr("ddpg_cli.compiling.compiler_missing", lambda: "no g++ found")
+    monkeypatch.setattr(precision_module, "time_update_ratio", never_timed)
+    config = load_config(None, ["train.precision=auto", "train.compile=true", "train.total_steps=50000"])
+    with pytest.raises(ConfigError, match="train.compile needs a C\\+\\+ compiler"):
+        precision_module.plan_compute(config)
+
+
+def test_without_native_bf16_no_env_is_made_to_read_its_sizes(monkeypatch):
+    monkeypatch.setattr(precision_module, "device_has_native_bf16", lambda device: False)
+    monkeypatch.setattr("ddpg_cli.envs.make_env", lambda *a, **k: pytest.fail("no env needed"))
+    config = load_config(None, ["train.precision=auto", "train.total_steps=50000"])
+    assert plan_precision(config, 1).reason == "no native bf16 on this CPU"
 
 
 SHORT_AUTO = [
