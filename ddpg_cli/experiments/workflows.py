@@ -56,7 +56,8 @@ def open_sweep(config: ConfigSource = None, overrides: Sequence[str] = (), seeds
         if jobs is not None and jobs_asked != sweep.jobs:
             sweep.jobs = jobs_asked
             sweep.save()
-        jobs_count, _ = plan_jobs(sweep.jobs, len(sweep.runs()), sweep.threads)
+        specs = sweep.runs()
+        jobs_count, _ = plan_jobs(sweep.jobs, len(specs), sweep.threads)
     else:
         base = resolve_config(config, overrides)
         parsed_grid = grid if isinstance(grid, dict) else parse_grid(list(grid or []))
@@ -69,7 +70,7 @@ def open_sweep(config: ConfigSource = None, overrides: Sequence[str] = (), seeds
         source = str(config) if config is not None and not isinstance(config, Config) else None
         sweep = create_sweep(target, base, seed_list, parsed_grid, threads, source, list(overrides), jobs_asked)
         sweep.save()
-    specs = sweep.runs()
+        specs = sweep.runs()
     statuses = {spec.run_dir: run_status(spec.run_dir)[0] for spec in specs}
     todo = [spec for spec in specs if statuses[spec.run_dir] not in ("done", "running")]
     return SweepPlan(sweep, specs, todo, sum(status == "running" for status in statuses.values()), jobs_count)
