@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from ddpg_cli import checkpoint as ckpt
+from ddpg_cli import reproducibility
 from ddpg_cli.agent import DDPGAgent
 from ddpg_cli.config import Config, apply_override, build_config, config_to_dict
 from ddpg_cli.envs import scale_action, set_env_rng_state
@@ -27,7 +28,6 @@ from ddpg_cli.layout import LOCK_FILE, holds_checkpoints
 from ddpg_cli.precision import PrecisionChoice, plan_compute
 from ddpg_cli.resources import ThreadPlan
 from ddpg_cli.replay_buffer import ReplayBuffer
-from ddpg_cli.reproducibility import conditions, resume_warning
 
 
 @dataclass
@@ -80,7 +80,7 @@ def checkpoint_payload(
         "counters": asdict(counters),
         "agent": agent.state_dict(),
         "precision": agent.precision,  # what train.precision resolved to: a resume keeps it
-        "reproducibility": conditions(),  # what a bitwise-equal resume depends on besides this file
+        "reproducibility": reproducibility.conditions(),  # what a bitwise-equal resume depends on besides this file
         "spaces": {
             "env_id": config.env.id,
             "obs_dim": agent.obs_dim,
@@ -237,7 +237,7 @@ def prepare_resume(run_dir: Path, overrides: Sequence[str] = ()) -> PreparedRun:
     prepared.threads, prepared.precision = threads, precision = plan_compute(config, payload)
     torch.set_num_threads(threads.threads)  # as training will, so that the comparison sees the count
     ignore = {"torch_threads"} if threads.adaptive else set()  # a count that cannot change the numbers
-    if changed := resume_warning(payload.get("reproducibility"), conditions(), ignore):
+    if changed := reproducibility.resume_warning(payload.get("reproducibility"), reproducibility.conditions(), ignore):
         prepared.warnings.append(changed)
     prepared.warnings += _precision_warnings(config, precision)
     return prepared
