@@ -10,7 +10,9 @@ Scenarios (each N seeds of the matched Pendulum config, `--steps` each):
                against the one alone (the goal: each at least half)
 
 Reported: total wall (first start to last exit), aggregate steps/s (all steps / total wall), each
-run's own steps/s (its training loop, from summary.json) and final evaluation return. With
+run's own steps/s (its training loop, from summary.json), its learning steps/s (the steps after the
+warm-up, without the first updates that compile, evaluations and checkpoints: summary.json's
+`learning_steps_per_second`, with the seconds of each phase) and final evaluation return. With
 `--cleanrl-script`, one CleanRL run of the same steps for scale (as `speed.py` runs it).
 
 `--set KEY=VALUE` goes to every run; each `--variant NAME:KEY=VALUE[,KEY=VALUE]` runs every scenario
@@ -83,13 +85,21 @@ def record(name: str, wall: float, run_dirs: list[Path], codes: list[int], steps
         "wall_s": wall,
         "aggregate_sps": steps * len(run_dirs) / wall,
         "run_sps": [r.get("steps_per_second") for r in runs],
+        # Steps a second while learning, without warm-up, compiling, evaluations or checkpoints.
+        "learning_sps": [r.get("learning_steps_per_second") for r in runs],
+        "learning_aggregate_sps": sum(v for v in (r.get("learning_steps_per_second") for r in runs) if v) or None,
+        "session_seconds": [r.get("session_seconds") for r in runs],
         "final_eval": [r.get("final_eval", {}).get("mean") for r in runs],
         "exit_codes": codes,
     }
     sps = " / ".join(f"{v:.0f}" for v in result["run_sps"] if v)
     evals = " / ".join(f"{v:.1f}" for v in result["final_eval"] if v is not None)
+    learning = " / ".join(f"{v:.0f}" for v in result["learning_sps"] if v)
     print(f"{name:<14} {len(run_dirs)} runs  wall {wall:7.1f} s  aggregate {result['aggregate_sps']:6.1f} steps/s  "
-          f"each {sps}  final eval {evals}  exit {codes}", flush=True)  # fmt: skip
+          f"each {sps} (learning {learning})  final eval {evals}  exit {codes}", flush=True)  # fmt: skip
+    for run_dir, seconds in zip(run_dirs, result["session_seconds"]):
+        if seconds:
+            print(f"{'':<14} {run_dir.name}: " + ", ".join(f"{phase} {value:.1f} s" for phase, value in seconds.items()), flush=True)
     return result
 
 
@@ -147,14 +157,18 @@ def main() -> None:
 
 
 def summarise_variants(results: list[dict], names: list[str]) -> None:
-    """Each variant's median aggregate steps/s per scenario, against the first variant's."""
-    by_kind: dict[tuple[str, str], list[float]] = {}
-    for result in results:
-        by_kind.setdefault((result["kind"], result["variant"]), []).append(result["aggregate_sps"])
-    for (kind, variant), values in by_kind.items():
-        first = by_kind.get((kind, names[0]))
-        ratio = statistics.median(values) / statistics.median(first) if first else float("nan")
-        print(f"{kind + ' ' + variant:<22} median aggregate {statistics.median(values):7.1f} steps/s over {len(values)} rounds; {ratio:.2f}x {names[0]}", flush=True)
+    """Each variant's median aggregate steps/s per scenario (whole runs, and their learning phases
+    alone), against the first variant's."""
+    for field, what in (("aggregate_sps", "aggregate"), ("learning_aggregate_sps", "learning")):
+        by_kind: dict[tuple[str, str], list[float]] = {}
+        for result in results:
+            if result.get(field):
+                by_kind.setdefault((result["kind"], result["variant"]), []).append(result[field])
+        for (kind, variant), values in by_kind.items():
+            first = by_kind.get((kind, names[0]))
+            ratio = statistics.median(values) / statistics.median(first) if first else float("nan")
+            print(f"{kind + ' ' + variant:<22} median {what} {statistics.median(values):7.1f} steps/s over {len(values)} rounds; {ratio:.2f}x {names[0]}",
+                  flush=True)  # fmt: skip
 
 
 def run_scenario(scenario: str, label: str, base: Path, args: argparse.Namespace, config: Path, seeds: list[int], overrides: list[str]) -> list[dict]:

@@ -37,6 +37,7 @@ from ddpg_cli.layout import CONFIG_FILE, SUMMARY_FILE
 from ddpg_cli.logger import RunLogger
 from ddpg_cli.networks import DeployedPolicy
 from ddpg_cli.noise import make_noise, sigma_at
+from ddpg_cli.phase_times import CHECKPOINTS, EVALUATION, FIRST_UPDATES, LEARNING, WARMUP, PhaseTimes
 from ddpg_cli.precision import PrecisionChoice, plan_compute
 from ddpg_cli.replay_buffer import ReplayBuffer, row_parts
 from ddpg_cli.resources import CpuShare, ThreadPlan, check_buffer_fits, usable_cpus
@@ -128,16 +129,19 @@ def train(
         with StopSignals() as stop:
             while counters.step < total and stopped_by is None:
                 previous_step = counters.step
-                run.collect()
-                run.learn()
+                with run.times.phase(run.step_phase(), steps=config.train.num_envs):
+                    run.collect()
+                    run.learn()
                 if crossed(previous_step, counters.step, config.logging.every):
                     run.log()
                 if crossed(previous_step, counters.step, config.eval.every) and counters.step < total:
-                    result = run.evaluate()
+                    with run.times.phase(EVALUATION):
+                        result = run.evaluate()
                     if not observer.on_evaluation(counters.step, result, counters.best_eval):
                         stopped_by = OBSERVER_STOP
                 if crossed(previous_step, counters.step, config.checkpoint.every) and counters.step < total:
-                    run.save_periodic()
+                    with run.times.phase(CHECKPOINTS):
+                        run.save_periodic()
                 if run.progress_due():
                     run.share_cpus()
                     observer.progress(counters.step, run.session_steps_per_second(), counters.last_return, counters.last_eval)
@@ -147,7 +151,8 @@ def train(
                 run.save_last()
                 return run.finish(None, stopped_by)
             # Still under StopSignals: a signal now (every step is done) lets the final save finish.
-            final_eval = run.evaluate()
+            with run.times.phase(EVALUATION):
+                final_eval = run.evaluate()
             observer.on_evaluation(counters.step, final_eval, counters.best_eval)
             run.save_last()
             run.write_summary(final_eval)
@@ -206,6 +211,8 @@ class Run:
         self.wall_before = self.counters.wall_seconds
         self.session_first_step = self.sps_step = self.counters.step
         self.next_progress = 0.0
+        self.times = PhaseTimes()
+        self.session_first_update = self.agent.critic_updates
 
     def _open(self, resume: dict[str, Any] | None) -> None:
         """Start the run dir afresh, or put back the state of the run being resumed."""
@@ -297,9 +304,11 @@ class Run:
         # Each update also returns mu(obs) from the actor it leaves: the last one is the next step's
         # action, as if `agent.act` ran then (passed to every update, so a compiled update keeps one graph).
         obs_tensor = torch.as_tensor(self.obs, dtype=torch.float32, device=self.device)
+        start = time.monotonic()
         for _ in range(counters.pending_updates * config.train.updates_per_step):
             mu = self.agent.update(self.buffer.sample(config.agent.batch_size, self.parts.sampler), act_on=obs_tensor)
         self.policy_action = mu.cpu().numpy()
+        self.times.add_update_time(time.monotonic() - start)
         counters.pending_updates = 0
         if self.check_every_step and not self.agent.all_finite():
             raise TrainingDiverged(f"step {counters.step}: the update produced a non-finite {self.agent.non_finite_metrics()}")
@@ -363,6 +372,17 @@ class Run:
         self.next_progress = now + 0.2
         return True
 
+    def step_phase(self) -> str:
+        """Which phase the coming env step (and the updates it owes) counts toward."""
+        if self.counters.step < self.config.train.learning_starts:
+            return WARMUP
+        # The first updates of a session build the compiled graphs (one with the actor step, one
+        # without when the actor waits `policy_delay` steps): counted apart, they would hide the
+        # speed of every later update (tens of seconds of compiling against milliseconds an update).
+        if self.agent.critic_updates - self.session_first_update <= self.config.agent.policy_delay:
+            return FIRST_UPDATES
+        return LEARNING
+
     def session_steps_per_second(self) -> float:
         return (self.counters.step - self.session_first_step) / max(time.monotonic() - self.session_start, 1e-9)
 
@@ -377,6 +397,9 @@ class Run:
             "best_eval": counters.best_eval,
             "exact_resume": self.exact,
             "precision": self.precision.precision,
+            "learning_steps_per_second": self.times.steps_per_second(LEARNING),
+            "session_seconds": self.times.seconds_dict(),
+            "session_steps": self.times.steps_dict(),
         }
         _write_text(self.run_dir / SUMMARY_FILE, json.dumps(summary, indent=2))
 

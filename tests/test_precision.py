@@ -117,6 +117,7 @@ def test_fixed_threads_follow_the_resolved_precision(monkeypatch):
     assert fixed_threads_needed(config, 2) != "train.precision auto"  # unresolved, but it cannot pick bf16 here
 
 
+@pytest.mark.times_the_update
 def test_the_timer_times_at_the_runs_thread_count_and_leaves_the_random_state_alone(monkeypatch):
     from ddpg_cli.agent import DDPGAgent
 
