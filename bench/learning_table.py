@@ -87,15 +87,20 @@ def fmt(value: float | None) -> str:
 
 
 def markdown_row(row: dict) -> str:
-    """The row as docs/benchmarks.md's learning table has it (task, budget, seeds, finals, median, best)."""
+    """The row as docs/benchmarks.md's learning table has it (task, budget, seeds, finals, median,
+    IQM [95% CI], worst, solved, best of the mean curve; the target and reference columns are the docs')."""
     seeds = row["seeds"]
     span = f"{seeds[0]}-{seeds[-1]}" if seeds == list(range(seeds[0], seeds[-1] + 1)) and len(seeds) > 1 else ", ".join(map(str, seeds))
     budget = f"{row['total_steps'] // 1000}k" if row["total_steps"] and row["total_steps"] % 1000 == 0 else f"{row['total_steps']}"
     finals = ", ".join(f"{value:.1f}" if value is not None else "-" for value in row["final"].values())
     best = row["best_of_mean_curve"]
     best_text = f"{best['mean']:.1f} @ {best['step'] // 1000}k" if best else "-"
-    median = f"**{row['median']:.1f}**" if row["median"] is not None else "-"
-    return f"| {row['env']} | {budget} | {span} | {finals} | {median} | {best_text} |"
+    median = f"{row['median']:.1f}" if row["median"] is not None else "-"
+    ci = f" [{row['ci95'][0]:.1f}, {row['ci95'][1]:.1f}]" if row["ci95"] else ""
+    iqm_text = f"**{row['iqm']:.1f}**{ci}" if row["iqm"] is not None else "-"
+    solved = row["solved"]
+    solved_text = f"{solved['count']} of {solved['of']}" if solved else "-"
+    return f"| {row['env']} | {budget} | {span} | {finals} | {median} | {iqm_text} | {fmt(row['worst'])} | {solved_text} | {best_text} |"
 
 
 def main() -> None:

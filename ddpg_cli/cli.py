@@ -102,9 +102,8 @@ def train(
 
     out = err_console if events else console  # with --events, stdout carries only the events
     failure_dir = (resume or run_dir) if events else None  # an engine reads why its run failed
-    timing = "choosing the precision: timing fp32 against bf16 updates on this machine (once; later runs read the result)"
     with recording_failure(failure_dir):
-        prepared = prepare_run(config, overrides or [], run_dir, resume, announce=lambda: err_console.print(timing, highlight=False, soft_wrap=True))
+        prepared = prepare_run(config, overrides or [], run_dir, resume, announce=_announce_precision_timing)
     for warning in prepared.warnings:
         err_console.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
     if prepared.finished is not None:
@@ -282,6 +281,10 @@ RunPathsArgument = Annotated[list[Path], typer.Argument(help="Sweep directories,
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object to stdout and nothing else there.")]
 
 
+def _announce_precision_timing() -> None:
+    err_console.print("choosing the precision: timing fp32 against bf16 updates on this machine (once; later runs read the result)", highlight=False, soft_wrap=True)
+
+
 @app.command("sweep")
 @reports_errors
 def sweep_command(
@@ -317,7 +320,7 @@ def sweep_command(
     if not plan.todo:
         show.print(f"every run of {shown} is done; nothing to do", highlight=False, soft_wrap=True)
     with (LiveSweepView(show) if engine.reports_progress and not (quiet or as_json) else QuietSweepView(show)) as view:
-        outcome = run_sweep(plan, engine, on_change=view)
+        outcome = run_sweep(plan, engine, on_change=view, announce=_announce_precision_timing)
     _report_comparison(outcome.groups, as_json, show, title=f"{' · '.join(dict.fromkeys(g.env_id for g in outcome.groups))} · {shown}")
     ended = outcome.result
     if ended.stop_signal is not None:

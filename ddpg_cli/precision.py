@@ -26,7 +26,7 @@ import statistics
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 import torch
 
@@ -168,6 +168,25 @@ def plan_precision(
             env.close()
     shape = UpdateShape(dims[0], dims[1], config.agent, device, threads, config.train.compile)
     return choose_precision(config.train.precision, shape, native=True, announce=announce)
+
+
+def settle_precision(configs: Iterable[Config], announce: Callable[[], None] | None = None) -> None:
+    """Before the runs of a sweep start on this machine: time, once, each update shape among `configs`
+    that asks for `auto` and is not cached yet. Every run then reads the same cached answer, where
+    runs started together would each time the update beside the others (a noisy timing) and could
+    decide apart, seeds of one setting in different precisions."""
+    from ddpg_cli.compiling import check_compute
+
+    seen: set[str] = set()
+    for config in configs:
+        if config.train.precision != "auto":
+            continue
+        key = config.model_copy(update={"seed": 0}).model_dump_json()  # the seed changes no update shape
+        if key in seen:
+            continue
+        seen.add(key)
+        check_compute(config)  # a missing GPU or compiler: one line now, not a failure inside the timing
+        plan_precision(config, config.train.torch_threads or 1, announce=announce)
 
 
 def planned_updates(config: Config) -> int:

@@ -194,7 +194,9 @@ def run_cli(workdir: Path, config_text: str | None, overrides: list[str]):
     def sentinel(*_args, **_kwargs):
         raise typer.Exit(REACHED)
 
-    with mock.patch("ddpg_cli.train.train", sentinel):
+    # A config that validates with `train.precision: auto` (the default) and a long run would have its
+    # update timed before training: a stand-in timer says "no gain", so nothing is timed.
+    with mock.patch("ddpg_cli.train.train", sentinel), mock.patch("ddpg_cli.precision.time_update_ratio", lambda shape: 1.0):
         return runner.invoke(app, args)
 
 

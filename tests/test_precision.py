@@ -172,3 +172,42 @@ def test_auto_is_recorded_in_the_checkpoint_and_kept_on_resume(tmp_path, monkeyp
     assert result.steps == 120
     assert load_checkpoint(run_dir / "checkpoints" / "last.pt")["precision"] == "bf16"
     assert json.loads((run_dir / "summary.json").read_text())["precision"] == "bf16"
+
+
+def test_a_sweep_settles_auto_once_per_update_shape_before_its_runs_start(tmp_path, monkeypatch):
+    """Seeds of one setting share one timing (runs started together would each time beside the others
+    and could decide apart); a fixed precision or a second sweep times nothing."""
+    monkeypatch.setattr(precision_module, "MIN_UPDATES", 0)
+    monkeypatch.setattr(precision_module, "device_has_native_bf16", lambda device: True)
+    calls: list[UpdateShape] = []
+    monkeypatch.setattr(precision_module, "time_update_ratio", timer_returning(1.6, calls))
+    announced: list[bool] = []
+    auto = [*SHORT_AUTO, "train.precision=auto"]
+    configs = [load_config(None, [*auto, f"seed={seed}"]) for seed in (0, 1, 2)]
+    configs.append(load_config(None, [*auto, "agent.critic_hidden=[32, 32]"]))  # another shape
+    configs.append(load_config(None, [*SHORT_AUTO, "train.precision=fp32"]))
+    precision_module.settle_precision(configs, announce=lambda: announced.append(True))
+    assert [shape.agent.critic_hidden for shape in calls] == [[16, 16], [32, 32]] and len(announced) == 2
+    precision_module.settle_precision(configs, announce=lambda: announced.append(True))
+    assert len(calls) == 2 and len(announced) == 2  # read from the cache
+    assert plan_precision(configs[1], 1).describe() == "bf16 (1.6x faster updates than fp32 on this CPU, timed earlier)"
+
+
+def test_a_local_sweep_settles_the_precision_of_the_runs_it_starts(tmp_path, monkeypatch):
+    from ddpg_cli.experiments import workflows
+    from ddpg_cli.experiments.engines import EngineResult
+
+    settled: list[list[int]] = []
+    monkeypatch.setattr(workflows, "settle_precision", lambda configs, announce=None: settled.append([c.seed for c in configs]))
+
+    class Engine:
+        def __init__(self, name):
+            self.name = name
+
+        def run(self, specs, jobs, threads, marker, on_change):
+            return EngineResult()
+
+    for name in ("local", "ray"):
+        plan = workflows.open_sweep(None, [*SHORT_AUTO, "train.precision=auto"], "0-1", out=tmp_path / name)
+        workflows.run_sweep(plan, Engine(name))
+    assert settled == [[0, 1]]  # a Ray cluster's runs may be on other machines: each settles its own

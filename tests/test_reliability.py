@@ -104,6 +104,7 @@ SLOW_WRITES = [
     "agent.batch_size=16",
     "agent.buffer_size=5000",
     "train.total_steps=1000000",
+    "train.precision=fp32",  # a run this long would have `auto` time its update first (in a child, unpatched)
     "train.learning_starts=50",
     "eval.every=0",
     "eval.episodes=1",

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from ddpg_cli.config import Config, apply_override, build_config, config_to_dict, load_config
 from ddpg_cli.errors import ConfigError
@@ -15,6 +15,7 @@ from ddpg_cli.experiments.engines import Engine, EngineResult, OnChange, OnTrial
 from ddpg_cli.experiments.runs import Group, collect_runs, group_runs, run_status
 from ddpg_cli.experiments.sweep import RunSpec, Sweep, create_sweep, grid_size, parse_grid, parse_jobs, parse_seeds
 from ddpg_cli.layout import SWEEP_FILE, TUNE_FILE, default_experiment_dir
+from ddpg_cli.precision import settle_precision
 from ddpg_cli.resources import plan_jobs
 
 ConfigSource = Path | str | Config | None  # a YAML file, a preset's name, a config, or the default
@@ -82,9 +83,13 @@ class SweepOutcome:
     result: EngineResult  # how the engine ended
 
 
-def run_sweep(plan: SweepPlan, engine: Engine | str = "local", on_change: OnChange | None = None) -> SweepOutcome:
-    """Hand the runs still to do to `engine` (an engine or its name), then read the sweep back."""
+def run_sweep(plan: SweepPlan, engine: Engine | str = "local", on_change: OnChange | None = None, announce: Callable[[], None] | None = None) -> SweepOutcome:
+    """Hand the runs still to do to `engine` (an engine or its name), then read the sweep back. On this
+    machine, `train.precision: auto` is settled first, once for all runs (`announce` is called before
+    a timing)."""
     engine = get_engine(engine) if isinstance(engine, str) else engine
+    if plan.todo and engine.name == "local":
+        settle_precision([spec.config for spec in plan.todo], announce)
     result = engine.run(plan.todo, plan.jobs, plan.sweep.threads, plan.sweep.out / SWEEP_FILE, on_change) if plan.todo else EngineResult()
     return SweepOutcome(group_runs(collect_runs([plan.sweep.out])), result)
 
