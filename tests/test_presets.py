@@ -138,6 +138,8 @@ def test_measured_summary_is_the_last_figure_and_its_budget():
     from ddpg_cli.presets import measured_summary
 
     assert measured_summary("median 5607.2 at 100k, 8667.7 at 300k, seeds 0-2 (9389.2, 8667.7, 6778.7)") == "8667.7 at 300k"
+    # the IQM with its interval after the budget, then the worst seed and the solved count
+    assert measured_summary("IQM 5735.4 at 100k [5582.6, 6016.5], 8278.5 at 300k [6778.7, 9389.2]; worst 6778.7, 3 of 3 seeds solve it") == "8278.5 at 300k"
     assert measured_summary("median 18.9 at 300k, seeds 0-2 (294.0, 9.7, 18.9; only seed 0 learned to swim by 300k)") == "18.9 at 300k"
     assert measured_summary("1000 (the maximum), 3 of 3 seeds at 50k") == "1000 at 50k"
     assert measured_summary("median -1,234.5 at 1.5M") == "-1,234.5 at 1.5M"
@@ -154,13 +156,14 @@ def test_ddpg_configs_fits_a_narrow_terminal_with_one_line_per_preset(width, mon
     rows = {line.split()[0]: line for line in lines if line.startswith(" ") and line.split() and line.split()[0] in PRESETS}
     assert set(rows) == set(PRESETS)  # one line each: a wrapped row would leave lines without a name
     assert len([line for line in lines if line.strip()]) == len(preset_names()) + 4  # title, header, rule, rows, note
-    assert "8667.7 at 300k" in rows["halfcheetah"] and "(9389.2" not in rows["halfcheetah"]
+    assert "8278.5 at 300k" in rows["halfcheetah"] and "(9389.2" not in rows["halfcheetah"]
     assert f"(shortened to fit {width} columns; the full text: a wider terminal, or --json)" in lines
 
 
 def test_ddpg_configs_shows_the_full_text_where_it_fits(monkeypatch):
     from ddpg_cli import cli
 
-    monkeypatch.setattr(cli.console, "_width", 200)
+    monkeypatch.setattr(cli.console, "_width", 300)
     output = runner.invoke(app, ["configs"]).output
-    assert "median 5607.2 at 100k, 8667.7 at 300k, seeds 0-2 (9389.2, 8667.7, 6778.7)" in output and "shortened" not in output
+    text = " ".join(output.split())  # the cell wraps within its column
+    assert "IQM 5735.4 at 100k" in text and "(9389.2, 8667.7, 6778.7)" in text and "shortened" not in output
