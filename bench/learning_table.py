@@ -1,9 +1,11 @@
 """The learning table of docs/benchmarks.md: per group of runs (a sweep, or run dirs), each seed's final
-evaluation, their median, the IQM with its 95% bootstrap interval, and the best point of the mean
-evaluation curve (the TD3 paper's and Tianshou's protocol), the worst seed and how many seeds solve the
+evaluation, their median, the IQM with its 95% bootstrap interval, the best point of the mean
+evaluation curve (the TD3 paper's and Tianshou's protocol), the worst seed, how many seeds solve the
 task (final evaluation >= the threshold of docs/benchmarks.md, "When a task is solved", as `ddpg
-compare` counts them; `--solved-at X` for another), optionally also each seed's evaluation at an
-intermediate budget (`--at 100000`: HalfCheetah's 100k column).
+compare` counts them; `--solved-at X` for another) and which seeds fell below that threshold at a
+periodic evaluation after first reaching it (a policy that collapses mid-run, or falls late),
+optionally also each seed's evaluation at an intermediate budget (`--at 100000`: HalfCheetah's 100k
+column).
 
 Everything is read from each run's RUN/evaluations.csv (every periodic evaluation: deterministic
 policy, `eval.episodes` episodes from reset seed `eval.seed`) and RUN/summary.json (the final one), so
@@ -67,12 +69,27 @@ def describe(group, at: int | None, solved_at: float | None = None) -> dict:
         "best_of_mean_curve": best,
         "worst": min(done) if done else None,
         "solved": None if threshold is None else {"threshold": threshold, "count": solved_count(done, threshold), "of": len(runs)},
+        "dips": None if threshold is None else {str(run.seed): dips(run, threshold) for run in runs},
     }
     if at is not None:
         values = {str(run.seed): value_at(run, at) for run in runs}
         present = [value for value in values.values() if value is not None]
         row["at"] = {"step": at, "per_seed": values, "median": statistics.median(present) if present else None}
     return row
+
+
+def dips(run, threshold: float) -> list[int]:
+    """The steps of the periodic evaluations that fell below the threshold after the run had first
+    reached it: a policy that collapses and recovers (MountainCar) or falls late (Hopper) shows here,
+    where the final evaluation alone may miss it."""
+    reached = False
+    steps = []
+    for row in run.evaluations:
+        if row.mean >= threshold:
+            reached = True
+        elif reached:
+            steps.append(row.step)
+    return steps
 
 
 def threshold_argument(text: str) -> float:
@@ -121,6 +138,10 @@ def main() -> None:
         solved = row["solved"]
         solved_text = f"{solved['count']} of {solved['of']} seeds >= {solved['threshold']:g}" if solved else "no threshold (--solved-at)"
         print(f"  worst {fmt(row['worst'])}   solved: {solved_text}")
+        if row["dips"] is not None:
+            fell = {seed: steps for seed, steps in row["dips"].items() if steps}
+            listed = "; ".join(f"seed {seed} at {', '.join(f'{step // 1000}k' for step in steps)}" for seed, steps in fell.items())
+            print(f"  below the threshold after first reaching it: {len(fell)} of {len(row['dips'])} seeds" + (f" ({listed})" if listed else ""))
         print(f"  markdown: {markdown_row(row)}")
         if "at" in row:
             per_seed = ", ".join(fmt(value) for value in row["at"]["per_seed"].values())
