@@ -201,13 +201,21 @@ def test_a_local_sweep_settles_the_precision_of_the_runs_it_starts(tmp_path, mon
     monkeypatch.setattr(workflows, "settle_precision", lambda configs, announce=None: settled.append([c.seed for c in configs]))
 
     class Engine:
-        def __init__(self, name):
-            self.name = name
+        def __init__(self, runs_here):
+            self.runs_here = runs_here
 
         def run(self, specs, jobs, threads, marker, on_change):
             return EngineResult()
 
-    for name in ("local", "ray"):
-        plan = workflows.open_sweep(None, [*SHORT_AUTO, "train.precision=auto"], "0-1", out=tmp_path / name)
-        workflows.run_sweep(plan, Engine(name))
-    assert settled == [[0, 1]]  # a Ray cluster's runs may be on other machines: each settles its own
+    for here in (True, False):
+        plan = workflows.open_sweep(None, [*SHORT_AUTO, "train.precision=auto"], "0-1", out=tmp_path / str(here))
+        workflows.run_sweep(plan, Engine(here))
+    assert settled == [[0, 1]]  # a remote Ray cluster's runs may be on other machines: each settles its own
+
+
+def test_engines_say_whether_their_runs_are_on_this_machine():
+    from ddpg_cli.experiments.engines import LocalEngine, RayEngine
+
+    assert LocalEngine().runs_here
+    pytest.importorskip("ray")
+    assert RayEngine().runs_here and not RayEngine(address="10.0.0.1:6379").runs_here

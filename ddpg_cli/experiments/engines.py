@@ -54,6 +54,11 @@ class Engine(Protocol):
     name: ClassVar[str]
     reports_progress: ClassVar[bool]  # whether `run` calls `on_change` as runs go (a live table), or as they end
 
+    @property
+    def runs_here(self) -> bool:
+        """Whether the runs execute on this machine (so what this machine measures, such as the
+        precision timing of `train.precision: auto`, holds for them)."""
+
     def check_search(self, storage: str | None, study: str | None) -> None:
         """Refuse search options this engine cannot honour (ConfigError)."""
 
@@ -76,6 +81,7 @@ class LocalEngine:
 
     name = "local"
     reports_progress = True
+    runs_here = True
 
     def __init__(self, address: str | None = None, gpus_per_run: float | None = None) -> None:
         if address is not None:
@@ -118,6 +124,10 @@ class RayEngine:
 
         import_ray()  # before anything is written
         self.address, self.gpus_per_run = address, gpus_per_run
+
+    @property
+    def runs_here(self) -> bool:
+        return self.address is None  # a local cluster, started for this command
 
     def check_search(self, storage: str | None, study: str | None) -> None:
         if storage is not None or study is not None:

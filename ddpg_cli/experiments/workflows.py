@@ -88,7 +88,7 @@ def run_sweep(plan: SweepPlan, engine: Engine | str = "local", on_change: OnChan
     machine, `train.precision: auto` is settled first, once for all runs (`announce` is called before
     a timing)."""
     engine = get_engine(engine) if isinstance(engine, str) else engine
-    if plan.todo and engine.name == "local":
+    if plan.todo and engine.runs_here:
         settle_precision([spec.config for spec in plan.todo], announce)
     result = engine.run(plan.todo, plan.jobs, plan.sweep.threads, plan.sweep.out / SWEEP_FILE, on_change) if plan.todo else EngineResult()
     return SweepOutcome(group_runs(collect_runs([plan.sweep.out])), result)
