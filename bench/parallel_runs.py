@@ -79,6 +79,7 @@ def run_together(commands: list[list[str]], gap_s: float = 0.0) -> tuple[float, 
 
 def record(name: str, wall: float, run_dirs: list[Path], codes: list[int], steps: int) -> dict:
     runs = [summary(d) for d in run_dirs]
+    learning_sps = [r.get("learning_steps_per_second") for r in runs]
     result = {
         "scenario": name,
         "runs": len(run_dirs),
@@ -86,8 +87,8 @@ def record(name: str, wall: float, run_dirs: list[Path], codes: list[int], steps
         "aggregate_sps": steps * len(run_dirs) / wall,
         "run_sps": [r.get("steps_per_second") for r in runs],
         # Steps a second while learning, without warm-up, compiling, evaluations or checkpoints.
-        "learning_sps": [r.get("learning_steps_per_second") for r in runs],
-        "learning_aggregate_sps": sum(v for v in (r.get("learning_steps_per_second") for r in runs) if v) or None,
+        "learning_sps": learning_sps,
+        "learning_aggregate_sps": sum(v for v in learning_sps if v) or None,
         "session_seconds": [r.get("session_seconds") for r in runs],
         "final_eval": [r.get("final_eval", {}).get("mean") for r in runs],
         "exit_codes": codes,
