@@ -114,7 +114,7 @@ def markdown_row(row: dict) -> str:
     best_text = f"{best['mean']:.1f} @ {best['step'] // 1000}k" if best else "-"
     median = f"{row['median']:.1f}" if row["median"] is not None else "-"
     ci = f" [{row['ci95'][0]:.1f}, {row['ci95'][1]:.1f}]" if row["ci95"] else ""
-    iqm_text = f"**{row['iqm']:.1f}**{ci}" if row["iqm"] is not None else "-"
+    iqm_text = f"{row['iqm']:.1f}{ci}" if row["iqm"] is not None else "-"
     solved = row["solved"]
     solved_text = f"{solved['count']} of {solved['of']}" if solved else "-"
     return f"| {row['env']} | {budget} | {span} | {finals} | {median} | {iqm_text} | {fmt(row['worst'])} | {solved_text} | {best_text} |"
