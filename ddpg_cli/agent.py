@@ -10,7 +10,9 @@ The actor update is the heart of DDPG and is written out in one place, `actor_gr
 3. optionally, dQ/da is bounded per action dimension with inverting gradients;
 4. -dQ/da / B is pulled back through the actor's graph (`autograd.grad(action, actor params,
    grad_outputs=-dq_da / B)`), which is exactly the gradient of -mean_B Q(s, mu(s)) with respect to
-   theta when nothing is bounded. `update_actor` hands it to the optimiser.
+   theta when nothing is bounded. `update_actor` hands it to the optimiser. With
+   `pre_activation_penalty` > 0, the gradient of penalty * mean_B sum_A u^2 (u: the actor's outputs
+   before tanh) is pulled back in the same call, so a saturated actor cannot drift ever deeper.
 
 `update` runs `learn` (critic step, actor step, targets), and with `compile=True` that whole method
 becomes one compiled graph; the maths is the same code either way.
@@ -237,7 +239,7 @@ class DDPGAgent:
         (bounded when inverting gradients), the mean Q of the actions).
         """
         with self._autocast():
-            action = self.actor(obs)  # [B, A], carries the actor's graph
+            action, pre_activation = self.actor.forward_with_pre_activation(obs)  # [B, A], carry the actor's graph
             action_leaf = action.detach().requires_grad_(True)  # the critic sees a leaf: its graph ends here
             q = self.critic(obs, action_leaf)  # [B]
         # Gradient with respect to the actions only: no critic parameter receives a gradient.
@@ -245,7 +247,12 @@ class DDPGAgent:
         if self.config.invert_gradients:
             dq_da = invert_gradients(dq_da, action_leaf.detach(), ACTION_LOW, ACTION_HIGH)
         # Gradient descent on -Q: pull -dQ/da (averaged over the batch) back through mu.
-        grads = torch.autograd.grad(action, self.params[self.actor], grad_outputs=-dq_da / obs.shape[0])
+        outputs, grad_outputs = [action], [-dq_da / obs.shape[0]]
+        if self.config.pre_activation_penalty > 0:
+            # ... plus d/du of penalty * mean_B sum_A u^2, pulled back through the layers under tanh.
+            outputs.append(pre_activation)
+            grad_outputs.append(2 * self.config.pre_activation_penalty * pre_activation.detach().float() / obs.shape[0])
+        grads = torch.autograd.grad(outputs, self.params[self.actor], grad_outputs=grad_outputs)
         return grads, action.detach(), dq_da, q.detach().mean()
 
     def update_targets(self) -> None:

@@ -44,6 +44,7 @@ from and what they scored.
 # added to the schema without an entry (or an entry outlives its validator).
 CROSS_KEY_RULES = {
     "AgentConfig._batch_fits_buffer": "`agent.batch_size` must not exceed `agent.buffer_size`.",
+    "AgentConfig._pre_activation_penalty_needs_tanh": "`agent.pre_activation_penalty` needs a tanh actor: not with `agent.invert_gradients`.",
     "NoiseConfig._schedule_is_complete": (
         "A `linear` or `exponential` `noise.schedule` needs `noise.final_sigma` and `noise.schedule_steps` of at least 1; "
         "an `exponential` one needs `noise.sigma` and `noise.final_sigma` above 0."

@@ -68,8 +68,12 @@ class Actor(nn.Module):
         self.squash = squash
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        action = run_mlp(self.net, obs)
-        return torch.tanh(action) if self.squash else action
+        return self.forward_with_pre_activation(obs)[0]
+
+    def forward_with_pre_activation(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(mu(s), the output layer's values before tanh); the two are the same without `squash`."""
+        pre_activation = run_mlp(self.net, obs)
+        return (torch.tanh(pre_activation) if self.squash else pre_activation), pre_activation
 
 
 class Critic(nn.Module):

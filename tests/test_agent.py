@@ -39,6 +39,47 @@ def test_actor_update_equals_autograd_of_minus_mean_q():
     assert any(w.abs().max() > 0 for w in expected)  # a real, non-trivial gradient was compared
 
 
+def test_pre_activation_penalty_adds_the_gradient_of_its_term():
+    """With the penalty on, the actor's gradient is autograd of -mean Q + weight * mean_B sum_A u^2,
+    u the output layer's values before tanh; and it differs from the gradient without it."""
+    weight = 0.05
+    agent = make_agent(pre_activation_penalty=weight)
+    obs = torch.randn(BATCH, OBS_DIM)
+    actor, critic = copy.deepcopy(agent.actor), copy.deepcopy(agent.critic)
+    pre_activation = actor.net(obs)
+    loss = -critic(obs, torch.tanh(pre_activation)).mean() + weight * pre_activation.pow(2).sum(dim=1).mean()
+    expected = torch.autograd.grad(loss, list(actor.parameters()))
+
+    agent.update_actor(obs)
+
+    for got, want in zip((p.grad for p in agent.actor.parameters()), expected, strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-7)
+    without = reference_actor_gradients(agent, obs)  # the same networks: update_actor left them as copied
+    assert any((w - g).abs().max() > 1e-4 for w, g in zip(without, expected, strict=True))
+
+
+def test_pre_activation_penalty_pulls_a_saturated_actor_back():
+    """An actor pushed deep into tanh's flat tail (u = 20, dQ/da ~ 0 through tanh) comes back under the
+    penalty and stays put without it."""
+    torch.manual_seed(0)
+    for weight, moves in ((0.0, False), (1e-2, True)):
+        agent = DDPGAgent(2, 1, AgentConfig(actor_hidden=[8], critic_hidden=[8], actor_lr=1e-2, pre_activation_penalty=weight))
+        with torch.no_grad():
+            agent.actor.net[-1].weight.zero_()
+            agent.actor.net[-1].bias.fill_(20.0)
+        obs = torch.randn(32, 2)
+        for _ in range(100):
+            agent.update_actor(obs)
+        bias = agent.actor.net[-1].bias.item()
+        # Adam moves a parameter by about lr a step whatever the gradient's size, unless it is ~0.
+        assert (bias < 19.5 if moves else bias > 19.99), (weight, bias)
+
+
+def test_pre_activation_penalty_refuses_inverting_gradients():
+    with pytest.raises(ValueError, match="pre_activation_penalty"):
+        AgentConfig(pre_activation_penalty=1e-3, invert_gradients=True)
+
+
 def test_actor_update_leaves_critic_parameters_and_grads_untouched():
     agent = make_agent()
     obs = torch.randn(BATCH, OBS_DIM)
