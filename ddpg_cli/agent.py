@@ -126,9 +126,9 @@ class DDPGAgent:
         # optimiser steps, target updates and metrics) when `compile` is on.
         self._learn = compile_update(self.learn) if compile else self.learn
         self.critic_updates = 0
-        # Running sums of [critic_loss, q_data, actor_q, |dq_da|, at_bound] and the counts of critic and
-        # actor steps, kept as tensors so that logging them costs no host sync per update.
-        self._metric_sums = torch.zeros(5, device=self.device)
+        # Running sums of [critic_loss, q_data, actor_q, |dq_da|, at_bound, |u|] and the counts of critic
+        # and actor steps, kept as tensors so that logging them costs no host sync per update.
+        self._metric_sums = torch.zeros(6, device=self.device)
         self._metric_counts = torch.zeros(2, device=self.device)
         self._all_finite = torch.ones((), dtype=torch.bool, device=self.device)
 
@@ -227,16 +227,18 @@ class DDPGAgent:
 
     def update_actor(self, obs: torch.Tensor) -> None:
         """The explicit chain rule: theta <- theta + lr * mean_B[ dQ/da * d mu/d theta ]."""
-        grads, action, dq_da, q_mean = self.actor_gradients(obs)
+        grads, action, dq_da, q_mean, pre_activation = self.actor_gradients(obs)
         self._step(self.params[self.actor], self.actor_optimizer, grads)
         at_bound = (action.abs() >= ACTION_HIGH - AT_BOUND_TOLERANCE).float().mean()
-        self._record(slice(2, 5), torch.stack([q_mean, dq_da.norm(dim=1).mean(), at_bound]), count=1)
+        # How deep in tanh's flat tails the actor sits: |u| of 3 passes 1% of a gradient, of 10 nothing.
+        depth = pre_activation.abs().mean()
+        self._record(slice(2, 6), torch.stack([q_mean, dq_da.norm(dim=1).mean(), at_bound, depth]), count=1)
 
-    def actor_gradients(self, obs: torch.Tensor) -> tuple[tuple[torch.Tensor, ...], torch.Tensor, torch.Tensor, torch.Tensor]:
+    def actor_gradients(self, obs: torch.Tensor) -> tuple[tuple[torch.Tensor, ...], torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """The deterministic policy gradient in its two factors, dQ/da and d mu/d theta.
 
         Returns (one gradient of -mean_B Q(s, mu(s)) per actor parameter, the actions mu(s), dQ/da
-        (bounded when inverting gradients), the mean Q of the actions).
+        (bounded when inverting gradients), the mean Q of the actions, the actor's outputs before tanh).
         """
         with self._autocast():
             action, pre_activation = self.actor.forward_with_pre_activation(obs)  # [B, A], carry the actor's graph
@@ -253,7 +255,7 @@ class DDPGAgent:
             outputs.append(pre_activation)
             grad_outputs.append(2 * self.config.pre_activation_penalty * pre_activation.detach().float() / obs.shape[0])
         grads = torch.autograd.grad(outputs, self.params[self.actor], grad_outputs=grad_outputs)
-        return grads, action.detach(), dq_da, q.detach().mean()
+        return grads, action.detach(), dq_da, q.detach().mean(), pre_activation.detach()
 
     def update_targets(self) -> None:
         tau = self.config.tau
@@ -290,7 +292,8 @@ class DDPGAgent:
         return ", ".join(bad) or "critic loss, Q or dQ/da"
 
     def pop_metrics(self) -> dict[str, float]:
-        """Means since the last call: critic_loss, q (on replayed actions), actor_q, dq_da_norm, at_bound."""
+        """Means since the last call: critic_loss, q (on replayed actions), actor_q, dq_da_norm, at_bound,
+        pre_activation_abs (the actor's |u| before tanh; its output itself with inverting gradients)."""
         sums = self._metric_sums.tolist()
         critic_count, actor_count = self._metric_counts.tolist()
         metrics: dict[str, float] = {}
@@ -301,6 +304,7 @@ class DDPGAgent:
             metrics["actor_q"] = sums[2] / actor_count
             metrics["dq_da_norm"] = sums[3] / actor_count
             metrics["at_bound_fraction"] = sums[4] / actor_count
+            metrics["pre_activation_abs"] = sums[5] / actor_count
         self._metric_sums.zero_()
         self._metric_counts.zero_()
         return metrics

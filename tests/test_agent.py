@@ -72,7 +72,8 @@ def test_pre_activation_penalty_pulls_a_saturated_actor_back():
             agent.update_actor(obs)
         bias = agent.actor.net[-1].bias.item()
         # Adam moves a parameter by about lr a step whatever the gradient's size, unless it is ~0.
-        assert (bias < 19.5 if moves else bias > 19.99), (weight, bias)
+        depth = agent.pop_metrics()["pre_activation_abs"]  # TensorBoard's train/pre_activation_abs: mean |u|
+        assert (bias < 19.5 and depth < 19.5 if moves else bias > 19.99 and depth > 19.99), (weight, bias, depth)
 
 
 def test_pre_activation_penalty_refuses_inverting_gradients():
@@ -280,7 +281,7 @@ def test_metrics_and_finiteness():
     agent.update_critic(obs, torch.zeros(BATCH, ACTION_DIM), torch.ones(BATCH), obs, torch.zeros(BATCH))
     agent.update_actor(obs)
     metrics = agent.pop_metrics()
-    assert set(metrics) == {"critic_loss", "q_data", "actor_q", "dq_da_norm", "at_bound_fraction"}
+    assert set(metrics) == {"critic_loss", "q_data", "actor_q", "dq_da_norm", "at_bound_fraction", "pre_activation_abs"}
     assert agent.all_finite()
     agent.update_critic(obs, torch.zeros(BATCH, ACTION_DIM), torch.full((BATCH,), float("nan")), obs, torch.zeros(BATCH))
     assert not agent.all_finite()
@@ -319,8 +320,8 @@ def test_bf16_keeps_q_values_td_targets_actions_and_dq_da_at_fp32_resolution():
     assert targets["bf16"].dtype == torch.float32
     assert (targets["bf16"] - targets["fp32"]).abs().max() < 0.25
     actor = {p: a.actor_gradients(obs) for p, a in agents.items()}
-    grads_bf16, action_bf16, dq_da_bf16, q_bf16 = actor["bf16"]
-    grads_fp32, action_fp32, dq_da_fp32, q_fp32 = actor["fp32"]
+    grads_bf16, action_bf16, dq_da_bf16, q_bf16, _ = actor["bf16"]
+    grads_fp32, action_fp32, dq_da_fp32, q_fp32, _ = actor["fp32"]
     assert action_bf16.dtype == dq_da_bf16.dtype == torch.float32
     assert (action_bf16 - action_fp32).abs().max() < 0.02
     assert (q_bf16 - q_fp32).abs() < 0.25

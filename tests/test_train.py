@@ -101,6 +101,7 @@ def test_smoke_config_end_to_end(tmp_path):
         "train/actor_q",
         "train/dq_da_norm",
         "train/at_bound_fraction",
+        "train/pre_activation_abs",
         "train/steps_per_second",
         "train/noise_sigma",
         "episode/return",

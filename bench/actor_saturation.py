@@ -1,0 +1,99 @@
+"""How deep in tanh's flat tails an actor sits, and whether its critic wants it back: per checkpoint.
+
+For each checkpoint (a run dir gives every periodic checkpoint and last.pt), the deterministic policy
+plays `--episodes` episodes from reset seeds 1000, 1001, ... (the evaluation's), and on the states it
+visits this prints:
+- the return of those episodes (as the evaluation would score them);
+- the median |u| of the actor's outputs before tanh, and the median of tanh'(u) = 1 - tanh(u)^2, the
+  factor every gradient through the output passes (0.01 at |u| = 3, 2e-9 at |u| = 10);
+- the share of action components at a bound (within 1e-3, as TensorBoard's train/at_bound_fraction);
+- of those, the share where the critic's dQ/da points back inward: the critic asks for another
+  action, but a saturated tanh passes (almost) none of that gradient to the actor's weights.
+
+A healthy bang-bang policy can sit at a bound with |u| around 3-5; a pinned one has |u| in the tens
+with the critic pointing back inward in many states (docs/benchmarks.md, MountainCarContinuous-v0).
+
+Usage (from the repo root):
+    python bench/actor_saturation.py runs/learning/mountaincar/base/seed-7 [CHECKPOINT.pt ...] [--episodes 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ddpg_cli.agent import ACTION_HIGH, AT_BOUND_TOLERANCE, DDPGAgent
+from ddpg_cli.checkpoint import load_checkpoint
+from ddpg_cli.config import build_config
+from ddpg_cli.envs import make_env, scale_action
+
+EVAL_SEED = 1000
+
+
+def checkpoints(path: Path) -> list[Path]:
+    if path.is_file():
+        return [path]
+    found = sorted((path / "checkpoints").glob("step_*.pt")) + [path / "checkpoints" / "last.pt"]
+    return [p for p in found if p.exists()]
+
+
+def diagnose(path: Path, episodes: int) -> dict[str, float]:
+    payload = load_checkpoint(path)
+    config = build_config(payload["config"])
+    spaces = payload["spaces"]
+    agent = DDPGAgent(spaces["obs_dim"], spaces["action_dim"], config.agent, normalize_obs=config.env.normalize_obs)
+    agent.load_state_dict(payload["agent"])
+    env = make_env(config.env)
+    low, high = env.action_space.low, env.action_space.high
+    states, returns = [], []
+    for episode in range(episodes):
+        obs, _ = env.reset(seed=EVAL_SEED + episode)
+        total, done = 0.0, False
+        while not done:
+            states.append(obs)
+            with torch.no_grad():
+                action = agent.actor(agent.normalizer(torch.as_tensor(obs, dtype=torch.float32)[None]))[0].numpy()
+            obs, reward, terminated, truncated, _ = env.step(scale_action(action, low, high))
+            total += float(reward)
+            done = terminated or truncated
+        returns.append(total)
+    env.close()
+    obs = agent.normalizer(torch.as_tensor(np.asarray(states), dtype=torch.float32))
+    with torch.no_grad():
+        action, pre_activation = agent.actor.forward_with_pre_activation(obs)
+    action_leaf = action.clone().requires_grad_(True)
+    (dq_da,) = torch.autograd.grad(agent.critic(obs, action_leaf).sum(), action_leaf)
+    at_bound = action.abs() >= ACTION_HIGH - AT_BOUND_TOLERANCE
+    wants_back = at_bound & (torch.sign(dq_da) == -torch.sign(action))
+    u = pre_activation.abs()
+    return {
+        "step": payload["counters"]["step"],
+        "return": float(np.mean(returns)),
+        "median_abs_u": float(u.median()) if agent.actor.squash else float("nan"),
+        "median_tanh_slope": float((1 - torch.tanh(u) ** 2).median()) if agent.actor.squash else float("nan"),
+        "at_bound": float(at_bound.float().mean()),
+        "wants_back": float(wants_back.sum() / max(int(at_bound.sum()), 1)),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("paths", nargs="+", type=Path, help="run dirs or checkpoint files")
+    parser.add_argument("--episodes", type=int, default=3, help="episodes played per checkpoint (default 3)")
+    args = parser.parse_args()
+    print(f"{'checkpoint':<44} {'step':>7} {'return':>8} {'|u| med':>8} {'tanh slope':>10} {'at bound':>8} {'wants back':>10}")
+    for path in args.paths:
+        for checkpoint in checkpoints(path):
+            row = diagnose(checkpoint, args.episodes)
+            name = str(checkpoint)[-44:]
+            print(
+                f"{name:<44} {row['step']:>7,} {row['return']:>8.1f} {row['median_abs_u']:>8.1f} {row['median_tanh_slope']:>10.1e} "
+                f"{row['at_bound']:>8.0%} {row['wants_back']:>10.0%}"
+            )
+
+
+if __name__ == "__main__":
+    main()
