@@ -2,13 +2,17 @@
 
 For each checkpoint (a run dir gives every periodic checkpoint and last.pt), the deterministic policy
 plays `--episodes` episodes from reset seeds 1000, 1001, ... (the evaluation's), and on the states it
-visits this prints:
+visits this prints (one line per checkpoint, 80 columns):
 - the return of those episodes (as the evaluation would score them);
 - the median |u| of the actor's outputs before tanh, and the median of tanh'(u) = 1 - tanh(u)^2, the
   factor every gradient through the output passes (0.01 at |u| = 3, 2e-9 at |u| = 10);
 - the share of action components at a bound (within 1e-3, as TensorBoard's train/at_bound_fraction);
 - of those, the share where the critic's dQ/da points back inward: the critic asks for another
-  action, but a saturated tanh passes (almost) none of that gradient to the actor's weights.
+  action, but a saturated tanh passes (almost) none of that gradient to the actor's weights;
+- the critic's Q(s, mu(s)) at every visited state against the discounted return that actually
+  followed it in the episode (gamma of the run; an episode cut by the time limit is counted to its
+  end, which makes the return of its last states too low): their means, and the mean of Q - return.
+  A critic that overestimates shows a clearly positive gap on the states where the return is known.
 
 A healthy bang-bang policy can sit at a bound with |u| around 3-5; a pinned one has |u| in the tens
 with the critic pointing back inward in many states (docs/benchmarks.md, MountainCarContinuous-v0).
@@ -48,24 +52,31 @@ def diagnose(path: Path, episodes: int) -> dict[str, float]:
     agent.load_state_dict(payload["agent"])
     env = make_env(config.env)
     low, high = env.action_space.low, env.action_space.high
-    states, returns = [], []
+    states, returns, returns_to_go = [], [], []
     for episode in range(episodes):
         obs, _ = env.reset(seed=EVAL_SEED + episode)
-        total, done = 0.0, False
+        rewards, done = [], False
         while not done:
             states.append(obs)
             with torch.no_grad():
                 action = agent.actor(agent.normalizer(torch.as_tensor(obs, dtype=torch.float32)[None]))[0].numpy()
             obs, reward, terminated, truncated, _ = env.step(scale_action(action, low, high))
-            total += float(reward)
+            rewards.append(float(reward))
             done = terminated or truncated
-        returns.append(total)
+        returns.append(sum(rewards))
+        to_go, episode_returns = 0.0, []
+        for reward in reversed(rewards):
+            to_go = reward + config.agent.gamma * to_go
+            episode_returns.append(to_go)
+        returns_to_go.extend(reversed(episode_returns))
     env.close()
     obs = agent.normalizer(torch.as_tensor(np.asarray(states), dtype=torch.float32))
     with torch.no_grad():
         action, pre_activation = agent.actor.forward_with_pre_activation(obs)
     action_leaf = action.clone().requires_grad_(True)
-    (dq_da,) = torch.autograd.grad(agent.critic(obs, action_leaf).sum(), action_leaf)
+    q = agent.critic(obs, action_leaf)
+    (dq_da,) = torch.autograd.grad(q.sum(), action_leaf)
+    q, discounted = q.detach().numpy(), np.asarray(returns_to_go)
     at_bound = action.abs() >= ACTION_HIGH - AT_BOUND_TOLERANCE
     wants_back = at_bound & (torch.sign(dq_da) == -torch.sign(action))
     u = pre_activation.abs()
@@ -76,6 +87,8 @@ def diagnose(path: Path, episodes: int) -> dict[str, float]:
         "median_tanh_slope": float((1 - torch.tanh(u) ** 2).median()) if agent.actor.squash else float("nan"),
         "at_bound": float(at_bound.float().mean()),
         "wants_back": float(wants_back.sum() / max(int(at_bound.sum()), 1)),
+        "q": float(q.mean()),
+        "discounted_return": float(discounted.mean()),
     }
 
 
@@ -84,15 +97,17 @@ def main() -> None:
     parser.add_argument("paths", nargs="+", type=Path, help="run dirs or checkpoint files")
     parser.add_argument("--episodes", type=int, default=3, help="episodes played per checkpoint (default 3)")
     args = parser.parse_args()
-    print(f"{'checkpoint':<44} {'step':>7} {'return':>8} {'|u| med':>8} {'tanh slope':>10} {'at bound':>8} {'wants back':>10}")
+    print(f"{'checkpoint':<36} {'step':>7} {'return':>7} {'|u| med':>7} {'slope':>7} {'bound':>5} {'back':>5} {'Q':>6} {'G':>6}")
     for path in args.paths:
         for checkpoint in checkpoints(path):
             row = diagnose(checkpoint, args.episodes)
-            name = str(checkpoint)[-44:]
+            name = str(checkpoint)[-36:]
             print(
-                f"{name:<44} {row['step']:>7,} {row['return']:>8.1f} {row['median_abs_u']:>8.1f} {row['median_tanh_slope']:>10.1e} "
-                f"{row['at_bound']:>8.0%} {row['wants_back']:>10.0%}"
+                f"{name:<36} {row['step']:>7,} {row['return']:>7.1f} {row['median_abs_u']:>7.1f} {row['median_tanh_slope']:>7.0e} "
+                f"{row['at_bound']:>5.0%} {row['wants_back']:>5.0%} {row['q']:>6.1f} {row['discounted_return']:>6.1f}"
             )
+    print("slope: median tanh'(u); bound: actions at a bound; back: of those, dQ/da pointing inward;")
+    print("Q: mean Q(s, mu(s)) over the visited states; G: mean discounted return that followed them")
 
 
 if __name__ == "__main__":
