@@ -72,7 +72,7 @@ class AgentConfig(_Section):
     target_noise: float = Field(0.0, ge=0, le=10, description="Target policy smoothing (TD3): std of the Gaussian noise added to the target actor's action in the TD target, in the normalised action space (0: off; TD3 uses 0.2).")
     target_noise_clip: float = Field(0.5, gt=0, le=10, description="The target policy smoothing noise is clipped to +-this before it is added (TD3 uses 0.5).")
     max_grad_norm: float | None = Field(None, gt=0, description="Clip each network's gradient norm to this value (off when null).")
-    pre_activation_penalty: float = Field(0.0, ge=0, le=100, description="Weight of an L2 penalty on the actor's outputs before tanh, added to its loss as weight * mean_B sum_A u^2 (0: off). Without it a policy that sits at a bound drives them ever larger, where tanh passes no gradient back (docs/benchmarks.md, MountainCar); not with `invert_gradients`, which has no tanh.")
+    pre_activation_penalty: float = Field(0.0, ge=0, le=100, description="Weight of an L2 penalty on the actor's outputs u before tanh, added to its loss as weight * mean_B sum_A u^2 (0: off). Without it an actor that sits at a bound drives |u| ever larger, where tanh passes no gradient back and the actor cannot return; on MountainCar 0.001 kept |u| at 1-3 but did not stop the falls of an overestimating critic, and no preset uses it (docs/benchmarks.md). Not with `invert_gradients`, which has no tanh.")
 
     @model_validator(mode="after")
     def _batch_fits_buffer(self) -> AgentConfig:
