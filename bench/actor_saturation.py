@@ -97,17 +97,18 @@ def main() -> None:
     parser.add_argument("paths", nargs="+", type=Path, help="run dirs or checkpoint files")
     parser.add_argument("--episodes", type=int, default=3, help="episodes played per checkpoint (default 3)")
     args = parser.parse_args()
-    print(f"{'checkpoint':<36} {'step':>7} {'return':>7} {'|u| med':>7} {'slope':>7} {'bound':>5} {'back':>5} {'Q':>6} {'G':>6}")
+    print(f"{'checkpoint':<22} {'step':>7} {'return':>7} {'|u| med':>7} {'slope':>7} {'bound':>5} {'back':>5} {'Q':>6} {'G':>6}")
     for path in args.paths:
         for checkpoint in checkpoints(path):
             row = diagnose(checkpoint, args.episodes)
-            name = str(checkpoint)[-36:]
+            name = f"{checkpoint.parent.parent.name}/{checkpoint.stem}"[-22:]  # e.g. seed-7/step_000030000
             print(
-                f"{name:<36} {row['step']:>7,} {row['return']:>7.1f} {row['median_abs_u']:>7.1f} {row['median_tanh_slope']:>7.0e} "
+                f"{name:<22} {row['step']:>7,} {row['return']:>7.1f} {row['median_abs_u']:>7.1f} {row['median_tanh_slope']:>7.0e} "
                 f"{row['at_bound']:>5.0%} {row['wants_back']:>5.0%} {row['q']:>6.1f} {row['discounted_return']:>6.1f}"
             )
-    print("slope: median tanh'(u); bound: actions at a bound; back: of those, dQ/da pointing inward;")
-    print("Q: mean Q(s, mu(s)) over the visited states; G: mean discounted return that followed them")
+    print("slope: median tanh'(u); bound: actions at a bound; back: of those, the share")
+    print("where dQ/da points inward; Q: mean Q(s, mu(s)) over the visited states;")
+    print("G: mean discounted return that followed them")
 
 
 if __name__ == "__main__":
