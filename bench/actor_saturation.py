@@ -32,7 +32,8 @@ import torch
 from ddpg_cli.agent import ACTION_HIGH, AT_BOUND_TOLERANCE, DDPGAgent
 from ddpg_cli.checkpoint import load_checkpoint
 from ddpg_cli.config import build_config
-from ddpg_cli.envs import make_env, scale_action
+from ddpg_cli.envs import make_env
+from ddpg_cli.networks import DeployedPolicy
 
 EVAL_SEED = 1000
 
@@ -51,7 +52,8 @@ def diagnose(path: Path, episodes: int) -> dict[str, float]:
     agent = DDPGAgent(spaces["obs_dim"], spaces["action_dim"], config.agent, normalize_obs=config.env.normalize_obs)
     agent.load_state_dict(payload["agent"])
     env = make_env(config.env)
-    low, high = env.action_space.low, env.action_space.high
+    # The policy `ddpg eval` runs: normalise, act, scale to the env's box, clip.
+    policy = DeployedPolicy(agent.normalizer, agent.actor, torch.as_tensor(env.action_space.low), torch.as_tensor(env.action_space.high))
     states, returns, returns_to_go = [], [], []
     for episode in range(episodes):
         obs, _ = env.reset(seed=EVAL_SEED + episode)
@@ -59,8 +61,8 @@ def diagnose(path: Path, episodes: int) -> dict[str, float]:
         while not done:
             states.append(obs)
             with torch.no_grad():
-                action = agent.actor(agent.normalizer(torch.as_tensor(obs, dtype=torch.float32)[None]))[0].numpy()
-            obs, reward, terminated, truncated, _ = env.step(scale_action(action, low, high))
+                env_action = policy(torch.as_tensor(obs, dtype=torch.float32)[None])[0].numpy()
+            obs, reward, terminated, truncated, _ = env.step(env_action)
             rewards.append(float(reward))
             done = terminated or truncated
         returns.append(sum(rewards))
