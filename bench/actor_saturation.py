@@ -9,10 +9,11 @@ visits this prints (one line per checkpoint, 80 columns):
 - the share of action components at a bound (within 1e-3, as TensorBoard's train/at_bound_fraction);
 - of those, the share where the critic's dQ/da points back inward: the critic asks for another
   action, but a saturated tanh passes (almost) none of that gradient to the actor's weights;
-- the critic's Q(s, mu(s)) at every visited state against the discounted return that actually
-  followed it in the episode (gamma of the run; an episode cut by the time limit is counted to its
-  end, which makes the return of its last states too low): their means, and the mean of Q - return.
-  A critic that overestimates shows a clearly positive gap on the states where the return is known.
+- the critic's Q(s, mu(s)) against the discounted return G that actually followed (gamma of the
+  run), both averaged over the states where G is known: every state of an episode that ended
+  (terminated), and of an episode cut by the time limit only the states at least
+  log(0.01)/log(gamma) steps before the cut (459 at gamma 0.99), whose unseen rest would weigh
+  less than 1% of a reward stream. A critic that overestimates shows Q clearly above G.
 
 A healthy bang-bang policy can sit at a bound with |u| around 3-5; a pinned one has |u| in the tens
 with the critic pointing back inward in many states (docs/benchmarks.md, MountainCarContinuous-v0).
@@ -36,6 +37,7 @@ from ddpg_cli.envs import make_env
 from ddpg_cli.networks import DeployedPolicy
 
 EVAL_SEED = 1000
+KNOWN_RETURN_TOLERANCE = 0.01  # the weight gamma^k below which the rewards after a cut are ignored
 
 
 def checkpoints(path: Path) -> list[Path]:
@@ -54,7 +56,9 @@ def diagnose(path: Path, episodes: int) -> dict[str, float]:
     env = make_env(config.env)
     # The policy `ddpg eval` runs: normalise, act, scale to the env's box, clip.
     policy = DeployedPolicy(agent.normalizer, agent.actor, torch.as_tensor(env.action_space.low), torch.as_tensor(env.action_space.high))
-    states, returns, returns_to_go = [], [], []
+    # A time-limited episode's last `horizon` states lack the rewards after the cut.
+    horizon = int(np.ceil(np.log(KNOWN_RETURN_TOLERANCE) / np.log(config.agent.gamma))) if config.agent.gamma < 1 else None
+    states, returns, returns_to_go, known = [], [], [], []
     for episode in range(episodes):
         obs, _ = env.reset(seed=EVAL_SEED + episode)
         rewards, done = [], False
@@ -71,6 +75,13 @@ def diagnose(path: Path, episodes: int) -> dict[str, float]:
             to_go = reward + config.agent.gamma * to_go
             episode_returns.append(to_go)
         returns_to_go.extend(reversed(episode_returns))
+        if terminated:
+            counted = len(rewards)
+        elif horizon is None:  # gamma 1: every state of a cut episode misses rewards that count fully
+            counted = 0
+        else:
+            counted = max(len(rewards) - horizon, 0)
+        known.extend([True] * counted + [False] * (len(rewards) - counted))
     env.close()
     obs = agent.normalizer(torch.as_tensor(np.asarray(states), dtype=torch.float32))
     with torch.no_grad():
@@ -78,7 +89,8 @@ def diagnose(path: Path, episodes: int) -> dict[str, float]:
     action_leaf = action.clone().requires_grad_(True)
     q = agent.critic(obs, action_leaf)
     (dq_da,) = torch.autograd.grad(q.sum(), action_leaf)
-    q, discounted = q.detach().numpy(), np.asarray(returns_to_go)
+    known = np.asarray(known)
+    q, discounted = q.detach().numpy()[known], np.asarray(returns_to_go)[known]
     at_bound = action.abs() >= ACTION_HIGH - AT_BOUND_TOLERANCE
     wants_back = at_bound & (torch.sign(dq_da) == -torch.sign(action))
     u = pre_activation.abs()
@@ -89,8 +101,8 @@ def diagnose(path: Path, episodes: int) -> dict[str, float]:
         "median_tanh_slope": float((1 - torch.tanh(u) ** 2).median()) if agent.actor.squash else float("nan"),
         "at_bound": float(at_bound.float().mean()),
         "wants_back": float(wants_back.sum() / max(int(at_bound.sum()), 1)),
-        "q": float(q.mean()),
-        "discounted_return": float(discounted.mean()),
+        "q": float(q.mean()) if known.any() else float("nan"),
+        "discounted_return": float(discounted.mean()) if known.any() else float("nan"),
     }
 
 
@@ -109,8 +121,8 @@ def main() -> None:
                 f"{row['at_bound']:>5.0%} {row['wants_back']:>5.0%} {row['q']:>6.1f} {row['discounted_return']:>6.1f}"
             )
     print("slope: median tanh'(u); bound: actions at a bound; back: of those, the share")
-    print("where dQ/da points inward; Q: mean Q(s, mu(s)) over the visited states;")
-    print("G: mean discounted return that followed them")
+    print("where dQ/da points inward; Q: mean Q(s, mu(s)), G: mean discounted return")
+    print("that followed, both over the visited states where G is known (nan: none)")
 
 
 if __name__ == "__main__":
