@@ -117,7 +117,8 @@ def markdown_row(row: dict) -> str:
     iqm_text = f"{row['iqm']:.1f}{ci}" if row["iqm"] is not None else "-"
     solved = row["solved"]
     solved_text = f"{solved['count']} of {solved['of']}" if solved else "-"
-    return f"| {row['env']} | {budget} | {span} | {finals} | {median} | {iqm_text} | {fmt(row['worst'])} | {solved_text} | {best_text} |"
+    worst = f"{row['worst']:.1f}" if row["worst"] is not None else "-"  # as the table's other figures: no thousands separator
+    return f"| {row['env']} | {budget} | {span} | {finals} | {median} | {iqm_text} | {worst} | {solved_text} | {best_text} |"
 
 
 def main() -> None:

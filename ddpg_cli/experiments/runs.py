@@ -182,7 +182,7 @@ def _group_loose(run_dirs: list[Path], folder_name: str | None = None) -> list[R
     configs = {run_dir: _read_config(run_dir) for run_dir in run_dirs}
     configs = {run_dir: config for run_dir, config in configs.items() if config}
     flat = {run_dir: _setting_keys(config) for run_dir, config in configs.items()}
-    varying = sorted({key for keys in flat.values() for key in keys if len({repr(other.get(key)) for other in flat.values()}) > 1})
+    varying = _differing(list(flat.values()))
     records = []
     for run_dir, config in configs.items():
         values = {key: flat[run_dir].get(key) for key in varying}
@@ -191,6 +191,16 @@ def _group_loose(run_dirs: list[Path], folder_name: str | None = None) -> list[R
         records.append(RunRecord(run_dir, config, setting, values, int(config.get("seed", 0)), status, read_evaluations(run_dir),
                                  read_summary(run_dir), error))  # fmt: skip
     return records
+
+
+def differing_keys(configs: list[dict[str, Any]]) -> list[str]:
+    """The dotted keys in which these run configs differ, the seed and the settings that do not change
+    learning (threads, where output goes) aside: none when the runs are one setting."""
+    return _differing([_setting_keys(config) for config in configs])
+
+
+def _differing(flat_configs: list[dict[str, Any]]) -> list[str]:
+    return sorted({key for keys in flat_configs for key in keys if len({repr(other.get(key)) for other in flat_configs}) > 1})
 
 
 def _setting_keys(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
