@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -128,7 +129,12 @@ def main() -> None:
     parser.add_argument("--solved-at", type=threshold_argument, help="count the seeds at or above this return (default: the preset's threshold)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
-    rows = [describe(group, args.at, args.solved_at) for group in group_runs(collect_runs(args.paths))]
+    try:
+        groups = group_runs(collect_runs(args.paths))
+    except ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+    rows = [describe(group, args.at, args.solved_at) for group in groups]
     for row in rows:
         finals = ", ".join(f"{fmt(value)}" for value in row["final"].values())
         ci = f"[{fmt(row['ci95'][0])}, {fmt(row['ci95'][1])}]" if row["ci95"] else "-"

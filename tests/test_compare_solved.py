@@ -157,3 +157,15 @@ def test_bad_solved_at_is_one_line_and_exit_2(mountaincar_runs, bad):
     assert_one_line_error(runner.invoke(app, ["compare", str(mountaincar_runs), "--solved-at", bad]), 2, "--solved-at takes")
     with pytest.raises(ConfigError):
         api.compare([mountaincar_runs], solved_at=float("nan"))
+
+
+def test_a_run_written_before_a_key_existed_groups_with_one_that_writes_its_default(tmp_path):
+    # An older run's config.yaml lacks a key added later; it trained at that key's default.
+    fake_run(tmp_path / "runs" / "seed-0", "Pendulum-v1", 0, {1000: -170.0})
+    fake_run(tmp_path / "runs" / "seed-1", "Pendulum-v1", 1, {1000: -168.0}, pre_activation_penalty=0.0)
+    fake_run(tmp_path / "runs" / "seed-2", "Pendulum-v1", 2, {1000: -160.0}, pre_activation_penalty=0.001)
+    groups = group_runs(collect_runs([tmp_path / "runs"]))
+    assert {group.setting: [run.seed for run in group.runs] for group in groups} == {
+        "agent.pre_activation_penalty=0.0": [0, 1],
+        "agent.pre_activation_penalty=0.001": [2],
+    }

@@ -12,6 +12,7 @@ from typing import Any
 
 import yaml
 
+from ddpg_cli.config import Config, config_to_dict
 from ddpg_cli.errors import ConfigError
 from ddpg_cli.eval_log import EvaluationRow, read_evaluations
 from ddpg_cli.experiments.sweep import BASE_SETTING, Sweep
@@ -19,6 +20,7 @@ from ddpg_cli.layout import CONFIG_FILE, SWEEP_FILE, last_checkpoint, read_failu
 from ddpg_cli.run_state import run_is_locked
 
 STATUSES = ("done", "running", "failed", "pending", "interrupted")
+_DEFAULTS = config_to_dict(Config())  # what a config that lacks a key trained with
 # Keys that do not change what a run learns: runs that differ only in these form one group.
 NOT_THE_SETTING = ("seed", "train.torch_threads", "train.device", "train.compile", "logging", "checkpoint", "eval.every")
 
@@ -181,7 +183,7 @@ def _group_loose(run_dirs: list[Path], folder_name: str | None = None) -> list[R
     or, when all share one config, after the one path given that holds them (else the env id)."""
     configs = {run_dir: _read_config(run_dir) for run_dir in run_dirs}
     configs = {run_dir: config for run_dir, config in configs.items() if config}
-    flat = {run_dir: _setting_keys(config) for run_dir, config in configs.items()}
+    flat = {run_dir: _setting_keys(_with_defaults(config)) for run_dir, config in configs.items()}
     varying = _differing(list(flat.values()))
     records = []
     for run_dir, config in configs.items():
@@ -196,11 +198,23 @@ def _group_loose(run_dirs: list[Path], folder_name: str | None = None) -> list[R
 def differing_keys(configs: list[dict[str, Any]]) -> list[str]:
     """The dotted keys in which these run configs differ, the seed and the settings that do not change
     learning (threads, where output goes) aside: none when the runs are one setting."""
-    return _differing([_setting_keys(config) for config in configs])
+    return _differing([_setting_keys(_with_defaults(config)) for config in configs])
 
 
 def _differing(flat_configs: list[dict[str, Any]]) -> list[str]:
     return sorted({key for keys in flat_configs for key in keys if len({repr(other.get(key)) for other in flat_configs}) > 1})
+
+
+def _with_defaults(config: dict[str, Any], defaults: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The config with every key it lacks at its default: a run written before a key existed trained
+    at that key's default, so it is the same setting as a later run that writes the default out."""
+    merged = dict(config)
+    for key, default in (_DEFAULTS if defaults is None else defaults).items():
+        if key not in merged:
+            merged[key] = default
+        elif isinstance(default, dict) and isinstance(merged[key], dict):
+            merged[key] = _with_defaults(merged[key], default)
+    return merged
 
 
 def _setting_keys(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
