@@ -21,6 +21,7 @@ import argparse
 import json
 import statistics
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -70,7 +71,7 @@ def describe(group, at: int | None, solved_at: float | None = None) -> dict:
         "best_of_mean_curve": best,
         "worst": min(done) if done else None,
         "solved": None if threshold is None else {"threshold": threshold, "count": solved_count(done, threshold), "of": len(runs)},
-        "dips": None if threshold is None else {str(run.seed): dips(run, threshold) for run in runs},
+        "dips": None if threshold is None else {str(run.seed): dips([(row.step, row.mean) for row in run.evaluations], threshold) for run in runs},
     }
     if at is not None:
         values = {str(run.seed): value_at(run, at) for run in runs}
@@ -79,17 +80,17 @@ def describe(group, at: int | None, solved_at: float | None = None) -> dict:
     return row
 
 
-def dips(run, threshold: float) -> list[int]:
-    """The steps of the periodic evaluations that fell below the threshold after the run had first
-    reached it: a policy that collapses and recovers (MountainCar) or falls late (Hopper) shows here,
-    where the final evaluation alone may miss it."""
+def dips(evaluations: Iterable[tuple[int, float]], threshold: float) -> list[int]:
+    """The steps of the periodic evaluations (step, mean return) that fell below the threshold after
+    the run had first reached it: a policy that collapses and recovers (MountainCar) or falls late
+    (Hopper) shows here, where the final evaluation alone may miss it."""
     reached = False
     steps = []
-    for row in run.evaluations:
-        if row.mean >= threshold:
+    for step, mean in evaluations:
+        if mean >= threshold:
             reached = True
         elif reached:
-            steps.append(row.step)
+            steps.append(step)
     return steps
 
 

@@ -19,6 +19,7 @@ import argparse
 from pathlib import Path
 
 import numpy as np
+from learning_table import dips
 
 from ddpg_cli.experiments.stats import bootstrap_ci, iqm
 from ddpg_cli.presets import solved_threshold
@@ -37,11 +38,8 @@ def score(curves: list[np.ndarray], budget: int, threshold: float | None) -> dic
     row = {"finals": finals, "median": float(np.median(finals)), "iqm": float(iqm(finals)), "ci95": bootstrap_ci(finals), "worst": float(finals.min())}
     if threshold is not None:
         row["solved"] = int((finals >= threshold).sum())
-        fell = 0
-        for curve in curves:
-            reached = np.flatnonzero(curve[: index + 1] >= threshold)
-            fell += bool(reached.size and (curve[reached[0] : index + 1] < threshold).any())
-        row["fell"] = fell
+        # Our table's definition of a fall (learning_table.dips), on the evaluations up to the budget.
+        row["fell"] = sum(bool(dips(zip(range(0, budget + 1, EVAL_EVERY), curve[: index + 1]), threshold)) for curve in curves)
     return row
 
 
