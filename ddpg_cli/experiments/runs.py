@@ -183,7 +183,7 @@ def _group_loose(run_dirs: list[Path], folder_name: str | None = None) -> list[R
     or, when all share one config, after the one path given that holds them (else the env id)."""
     configs = {run_dir: _read_config(run_dir) for run_dir in run_dirs}
     configs = {run_dir: config for run_dir, config in configs.items() if config}
-    flat = {run_dir: _setting_keys(_with_defaults(config)) for run_dir, config in configs.items()}
+    flat = {run_dir: _flat_setting(config) for run_dir, config in configs.items()}
     varying = _differing(list(flat.values()))
     records = []
     for run_dir, config in configs.items():
@@ -198,7 +198,12 @@ def _group_loose(run_dirs: list[Path], folder_name: str | None = None) -> list[R
 def differing_keys(configs: list[dict[str, Any]]) -> list[str]:
     """The dotted keys in which these run configs differ, the seed and the settings that do not change
     learning (threads, where output goes) aside: none when the runs are one setting."""
-    return _differing([_setting_keys(_with_defaults(config)) for config in configs])
+    return _differing([_flat_setting(config) for config in configs])
+
+
+def _flat_setting(config: dict[str, Any]) -> dict[str, Any]:
+    """The keys that make a run's setting, dotted, with a key its config lacks at its default."""
+    return _setting_keys(_with_defaults(config))
 
 
 def _differing(flat_configs: list[dict[str, Any]]) -> list[str]:
