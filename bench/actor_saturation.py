@@ -27,12 +27,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import gymnasium as gym
 import numpy as np
 import torch
 
 from ddpg_cli.agent import ACTION_HIGH, AT_BOUND_TOLERANCE, DDPGAgent
 from ddpg_cli.checkpoint import load_checkpoint
-from ddpg_cli.config import build_config
+from ddpg_cli.config import Config, build_config
 from ddpg_cli.envs import make_env
 from ddpg_cli.networks import DeployedPolicy
 
@@ -47,15 +48,21 @@ def checkpoints(path: Path) -> list[Path]:
     return [p for p in found if p.exists()]
 
 
-def diagnose(path: Path, episodes: int) -> dict[str, float]:
+def load_policy(path: Path) -> tuple[dict, Config, DDPGAgent, gym.Env, DeployedPolicy]:
+    """A checkpoint's payload, config, agent, a fresh env of its task, and the policy `ddpg eval` runs
+    (normalise, act, scale to the env's box, clip)."""
     payload = load_checkpoint(path)
     config = build_config(payload["config"])
     spaces = payload["spaces"]
     agent = DDPGAgent(spaces["obs_dim"], spaces["action_dim"], config.agent, normalize_obs=config.env.normalize_obs)
     agent.load_state_dict(payload["agent"])
     env = make_env(config.env)
-    # The policy `ddpg eval` runs: normalise, act, scale to the env's box, clip.
     policy = DeployedPolicy(agent.normalizer, agent.actor, torch.as_tensor(env.action_space.low), torch.as_tensor(env.action_space.high))
+    return payload, config, agent, env, policy
+
+
+def diagnose(path: Path, episodes: int) -> dict[str, float]:
+    payload, config, agent, env, policy = load_policy(path)
     # A time-limited episode's last `horizon` states lack the rewards after the cut.
     horizon = int(np.ceil(np.log(KNOWN_RETURN_TOLERANCE) / np.log(config.agent.gamma))) if config.agent.gamma < 1 else None
     states, returns, returns_to_go, known = [], [], [], []

@@ -1,0 +1,99 @@
+"""How each checkpoint's policy does over many starts, and how much that moves between checkpoints.
+
+The learning table scores a run by its final policy over 10 episodes (reset seeds 1000-1009). Where
+the policy's quality moves from one checkpoint to the next, that score is one draw of the movement,
+and 10 starts are few to tell a rare failure from a frequent one. For each checkpoint (a run dir gives
+every periodic checkpoint and last.pt) this plays the deterministic policy `ddpg eval` runs for
+`--episodes` episodes from reset seeds 1000, 1001, ... and prints one line (80 columns):
+- eval10: the mean return of the first 10 episodes (what the evaluation reports for that checkpoint);
+- the mean, the median and the worst return over all episodes;
+- solved: the share of episodes whose own return reaches `--threshold` (default: the task's
+  `# solved at:`, e.g. 200 for LunarLander, where it is the classic "landed" mark of one episode);
+- ended: the share that ended before the time limit (terminated);
+- -100: the share whose last reward was -100 or lower: the way LunarLander ends a crash or a flight
+  off the screen and BipedalWalker a fall (a LunarLander landing at rest ends with +100 instead).
+
+Usage (from the repo root):
+    python bench/policy_spread.py runs/learning/lunarlander/base/seed-3 [CHECKPOINT.pt ...] [--episodes 100]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from actor_saturation import EVAL_SEED, checkpoints, load_policy
+from ddpg_cli.presets import solved_threshold
+
+CRASH_REWARD = -100.0  # LunarLander's crash and out-of-screen end, BipedalWalker's fall
+PROTOCOL_EPISODES = 10
+
+
+def spread(path: Path, episodes: int, threshold: float | None) -> dict[str, float]:
+    payload, config, _agent, env, policy = load_policy(path)
+    if threshold is None:
+        known = solved_threshold(config.env.id)
+        threshold = known.value if known else float("nan")
+    returns, ended, crashed = [], [], []
+    for episode in range(episodes):
+        obs, _ = env.reset(seed=EVAL_SEED + episode)
+        total, done = 0.0, False
+        while not done:
+            with torch.no_grad():
+                env_action = policy(torch.as_tensor(obs, dtype=torch.float32)[None])[0].numpy()
+            obs, reward, terminated, truncated, _ = env.step(env_action)
+            total += float(reward)
+            done = terminated or truncated
+        returns.append(total)
+        ended.append(terminated)
+        crashed.append(terminated and reward <= CRASH_REWARD)
+    env.close()
+    returns = np.asarray(returns)
+    return {
+        "step": payload["counters"]["step"],
+        "eval10": float(returns[:PROTOCOL_EPISODES].mean()),
+        "mean": float(returns.mean()),
+        "median": float(np.median(returns)),
+        "worst": float(returns.min()),
+        "solved": float(np.mean(returns >= threshold)) if np.isfinite(threshold) else float("nan"),
+        "ended": float(np.mean(ended)),
+        "crashed": float(np.mean(crashed)),
+        "threshold": threshold,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("paths", nargs="+", type=Path, help="run dirs or checkpoint files")
+    parser.add_argument("--episodes", type=int, default=100, help="episodes per checkpoint (default 100)")
+    parser.add_argument("--threshold", type=float, help="an episode's return that counts as solved (default: the task's)")
+    args = parser.parse_args()
+    if args.episodes < PROTOCOL_EPISODES:
+        print(f"error: --episodes must be at least {PROTOCOL_EPISODES} (the evaluation's own episodes come first)", file=sys.stderr)
+        raise SystemExit(2)
+    found = [(path, checkpoint) for path in args.paths for checkpoint in checkpoints(path)]
+    if missing := [str(path) for path in args.paths if not any(p == path for p, _ in found)]:
+        print(f"error: no checkpoint in {', '.join(missing)}", file=sys.stderr)
+        raise SystemExit(2)
+    print(f"{'checkpoint':<22} {'step':>7} {'eval10':>7} {'mean':>7} {'median':>7} {'worst':>7} {'solved':>6} {'ended':>5} {'-100':>4}")
+    thresholds = set()
+    for _, checkpoint in found:
+        row = spread(checkpoint, args.episodes, args.threshold)
+        thresholds.add(row["threshold"])
+        name = f"{checkpoint.parent.parent.name}/{checkpoint.stem}"[-22:]  # e.g. seed-3/step_000170000
+        print(
+            f"{name:<22} {row['step']:>7,} {row['eval10']:>7.1f} {row['mean']:>7.1f} {row['median']:>7.1f} {row['worst']:>7.1f} "
+            f"{row['solved']:>6.0%} {row['ended']:>5.0%} {row['crashed']:>4.0%}"
+        )
+    shown = ", ".join(f"{t:g}" for t in sorted(thresholds))
+    print(f"{args.episodes} episodes each from reset seed {EVAL_SEED}; eval10: the first 10 (the evaluation's)")
+    print(f"solved: episodes with return >= {shown}; ended: before the time limit;")
+    print("-100: last reward -100 or lower (LunarLander's crash, BipedalWalker's fall)")
+
+
+if __name__ == "__main__":
+    main()
