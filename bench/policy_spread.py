@@ -13,8 +13,16 @@ every periodic checkpoint and last.pt) this plays the deterministic policy `ddpg
 - -100: the share whose last reward was -100 or lower: the way LunarLander ends a crash or a flight
   off the screen and BipedalWalker a fall (a LunarLander landing at rest ends with +100 instead).
 
+With `--average K`, one more line per path: the policy whose actor weights are the mean of the actor
+weights at that path's last K checkpoints (with the last one's observation normaliser), as stochastic
+weight averaging does (Izmailov et al. 2018; in deep RL, Nikishin et al. 2018): several points of one
+late stretch of training averaged in weight space rather than the last point alone. Where checkpoints
+and evaluations share their interval (every preset: 10,000 steps), this is the policy a run with
+`eval.average_last: K` would have ended with, so a finished run answers "would averaging have helped"
+without training again.
+
 Usage (from the repo root):
-    python bench/policy_spread.py runs/learning/lunarlander/base/seed-3 [CHECKPOINT.pt ...] [--episodes 100]
+    python bench/policy_spread.py runs/learning/lunarlander/base/seed-3 [CHECKPOINT.pt ...] [--episodes 100] [--average 4]
 """
 
 from __future__ import annotations
@@ -27,17 +35,15 @@ import numpy as np
 import torch
 
 from actor_saturation import EVAL_SEED, checkpoints, load_policy
+from ddpg_cli.averaging import mean_weights
 from ddpg_cli.presets import solved_threshold
 
 CRASH_REWARD = -100.0  # LunarLander's crash and out-of-screen end, BipedalWalker's fall
 PROTOCOL_EPISODES = 10
 
 
-def spread(path: Path, episodes: int, threshold: float | None) -> dict[str, float]:
-    payload, config, _agent, env, policy = load_policy(path)
-    if threshold is None:
-        known = solved_threshold(config.env.id)
-        threshold = known.value if known else float("nan")
+def play(policy, env, episodes: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Returns, ended-early flags and -100-end flags of `episodes` episodes from reset seeds 1000, 1001, ..."""
     returns, ended, crashed = [], [], []
     for episode in range(episodes):
         obs, _ = env.reset(seed=EVAL_SEED + episode)
@@ -51,8 +57,21 @@ def spread(path: Path, episodes: int, threshold: float | None) -> dict[str, floa
         returns.append(total)
         ended.append(terminated)
         crashed.append(terminated and reward <= CRASH_REWARD)
+    return np.asarray(returns), np.asarray(ended), np.asarray(crashed)
+
+
+def spread(paths: list[Path], episodes: int, threshold: float | None) -> dict[str, float]:
+    """The scores of the last checkpoint's policy; with several checkpoints, of the policy whose actor
+    weights are the mean of theirs (the last one's observation normaliser)."""
+    payload, config, agent, env, policy = load_policy(paths[-1])
+    if len(paths) > 1:  # in step order, as `eval.average_last` takes them: the same mean, bit for bit
+        actors = [load_policy(path)[2].actor.state_dict() for path in paths[:-1]] + [agent.actor.state_dict()]
+        agent.actor.load_state_dict(mean_weights(actors))
+    if threshold is None:
+        known = solved_threshold(config.env.id)
+        threshold = known.value if known else float("nan")
+    returns, ended, crashed = play(policy, env, episodes)
     env.close()
-    returns = np.asarray(returns)
     return {
         "step": payload["counters"]["step"],
         "eval10": float(returns[:PROTOCOL_EPISODES].mean()),
@@ -60,10 +79,17 @@ def spread(path: Path, episodes: int, threshold: float | None) -> dict[str, floa
         "median": float(np.median(returns)),
         "worst": float(returns.min()),
         "solved": float(np.mean(returns >= threshold)) if np.isfinite(threshold) else float("nan"),
-        "ended": float(np.mean(ended)),
-        "crashed": float(np.mean(crashed)),
+        "ended": float(ended.mean()),
+        "crashed": float(crashed.mean()),
         "threshold": threshold,
     }
+
+
+def print_row(name: str, row: dict[str, float]) -> None:
+    print(
+        f"{name[-22:]:<22} {row['step']:>7,} {row['eval10']:>7.1f} {row['mean']:>7.1f} {row['median']:>7.1f} {row['worst']:>7.1f} "
+        f"{row['solved']:>6.0%} {row['ended']:>5.0%} {row['crashed']:>4.0%}"
+    )
 
 
 def main() -> None:
@@ -71,7 +97,11 @@ def main() -> None:
     parser.add_argument("paths", nargs="+", type=Path, help="run dirs or checkpoint files")
     parser.add_argument("--episodes", type=int, default=100, help="episodes per checkpoint (default 100)")
     parser.add_argument("--threshold", type=float, help="an episode's return that counts as solved (default: the task's)")
+    parser.add_argument("--average", type=int, metavar="K", help="also, per path, the policy whose actor weights are the mean of its last K checkpoints'")
     args = parser.parse_args()
+    if args.average is not None and args.average < 2:
+        print("error: --average takes 2 or more checkpoints", file=sys.stderr)
+        raise SystemExit(2)
     if args.episodes < PROTOCOL_EPISODES:
         print(f"error: --episodes must be at least {PROTOCOL_EPISODES} (the evaluation's own episodes come first)", file=sys.stderr)
         raise SystemExit(2)
@@ -82,17 +112,21 @@ def main() -> None:
     print(f"{'checkpoint':<22} {'step':>7} {'eval10':>7} {'mean':>7} {'median':>7} {'worst':>7} {'solved':>6} {'ended':>5} {'-100':>4}")
     thresholds = set()
     for _, checkpoint in found:
-        row = spread(checkpoint, args.episodes, args.threshold)
+        row = spread([checkpoint], args.episodes, args.threshold)
         thresholds.add(row["threshold"])
-        name = f"{checkpoint.parent.parent.name}/{checkpoint.stem}"[-22:]  # e.g. seed-3/step_000170000
-        print(
-            f"{name:<22} {row['step']:>7,} {row['eval10']:>7.1f} {row['mean']:>7.1f} {row['median']:>7.1f} {row['worst']:>7.1f} "
-            f"{row['solved']:>6.0%} {row['ended']:>5.0%} {row['crashed']:>4.0%}"
-        )
+        print_row(f"{checkpoint.parent.parent.name}/{checkpoint.stem}", row)  # e.g. seed-3/step_000170000
+    if args.average:
+        for path in args.paths:
+            last = [checkpoint for p, checkpoint in found if p == path][-args.average :]
+            row = spread(last, args.episodes, args.threshold)
+            thresholds.add(row["threshold"])
+            print_row(f"{path.name}/mean of {len(last)}", row)
     shown = ", ".join(f"{t:g}" for t in sorted(thresholds))
     print(f"{args.episodes} episodes each from reset seed {EVAL_SEED}; eval10: the first 10 (the evaluation's)")
     print(f"solved: episodes with return >= {shown}; ended: before the time limit;")
     print("-100: last reward -100 or lower (LunarLander's crash, BipedalWalker's fall)")
+    if args.average:
+        print(f"mean of K: the actor's weights averaged over the path's last {args.average} checkpoints")
 
 
 if __name__ == "__main__":

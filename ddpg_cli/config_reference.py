@@ -45,6 +45,7 @@ from and what they scored.
 CROSS_KEY_RULES = {
     "AgentConfig._batch_fits_buffer": "`agent.batch_size` must not exceed `agent.buffer_size`.",
     "AgentConfig._pre_activation_penalty_needs_tanh": "`agent.pre_activation_penalty` needs a tanh actor: not with `agent.invert_gradients`.",
+    "EvalConfig._averaging_needs_evaluations": "`eval.average_last` above 1 needs periodic evaluations: `eval.every` above 0.",
     "NoiseConfig._schedule_is_complete": (
         "A `linear` or `exponential` `noise.schedule` needs `noise.final_sigma` and `noise.schedule_steps` of at least 1; "
         "an `exponential` one needs `noise.sigma` and `noise.final_sigma` above 0."

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import torch
 
+from ddpg_cli.averaging import mean_weights
 from ddpg_cli.checkpoint import load_checkpoint, resolve_checkpoint
 from ddpg_cli.config import Config, build_config
 from ddpg_cli.errors import CheckpointError, ConfigError
@@ -40,7 +41,8 @@ def load_policy(path: Path, which: str = "last") -> LoadedPolicy:
         low = torch.as_tensor(spaces["action_low"], dtype=torch.float32)
         high = torch.as_tensor(spaces["action_high"], dtype=torch.float32)
         actor = Actor(obs_dim, action_dim, config.agent.actor_hidden, config.agent.activation, squash=not config.agent.invert_gradients)
-        actor.load_state_dict(payload["agent"]["actor"])
+        average = payload.get("policy_average")  # eval.average_last > 1: the policy is the mean of these
+        actor.load_state_dict(mean_weights(average["snapshots"]) if average and average["snapshots"] else payload["agent"]["actor"])
         normalizer = ObsNormalizer(obs_dim, enabled=config.env.normalize_obs)
         normalizer.load_state_dict(payload["agent"]["normalizer"])
         step = int(payload["counters"]["step"])

@@ -20,6 +20,7 @@ import torch
 from ddpg_cli import checkpoint as ckpt
 from ddpg_cli import reproducibility
 from ddpg_cli.agent import DDPGAgent
+from ddpg_cli.averaging import ActorAverage
 from ddpg_cli.config import Config, apply_override, build_config, config_to_dict
 from ddpg_cli.envs import scale_action, set_env_rng_state
 from ddpg_cli.errors import CheckpointError, ConfigError, OutputError, RunBusyError
@@ -72,13 +73,17 @@ def checkpoint_payload(
     action_high: np.ndarray,
     resume: ResumeParts | None = None,
     buffer: ReplayBuffer | None = None,
+    average: ActorAverage | None = None,
 ) -> dict[str, Any]:
     """The checkpoint payload. Snapshots (best, periodic) have no `resume` part; `last` has one, with
-    the replay buffer unless it is too large to save (or `checkpoint.save_buffer` is never)."""
+    the replay buffer unless it is too large to save (or `checkpoint.save_buffer` is never). With
+    `eval.average_last` above 1, every checkpoint holds the window of actor weights whose mean is the
+    policy (`policy_average`): what `ddpg eval` loads, and what a resume continues."""
     state: dict[str, Any] = {
         "config": config_to_dict(config),
         "counters": asdict(counters),
         "agent": agent.state_dict(),
+        "policy_average": average.state_dict() if average is not None else None,
         "precision": agent.precision,  # what train.precision resolved to: a resume keeps it
         "reproducibility": reproducibility.conditions(),  # what a bitwise-equal resume depends on besides this file
         "spaces": {
@@ -116,14 +121,18 @@ def _set_numpy_global_state(state: dict[str, Any]) -> None:
     np.random.set_state((state["name"], keys, state["pos"], state["has_gauss"], state["cached"]))
 
 
-def restore(payload: dict[str, Any], envs: Any, agent: DDPGAgent, buffer: ReplayBuffer, parts: ResumeParts) -> tuple[Counters, np.ndarray, bool]:
-    """Put every piece back as it was when `last` was written: the agent, the buffer and `parts` (in
-    place), every RNG, and each env replayed to where it was. Returns (counters, obs, exact)."""
+def restore(
+    payload: dict[str, Any], envs: Any, agent: DDPGAgent, buffer: ReplayBuffer, parts: ResumeParts, average: ActorAverage | None = None
+) -> tuple[Counters, np.ndarray, bool]:
+    """Put every piece back as it was when `last` was written: the agent, the actor average, the buffer
+    and `parts` (in place), every RNG, and each env replayed to where it was. Returns (counters, obs, exact)."""
     resume_state = payload.get("resume")
     if resume_state is None:
         raise CheckpointError("this checkpoint is a snapshot without the training state; resume from checkpoints/last.pt")
     try:
         agent.load_state_dict(payload["agent"])
+        if average is not None:
+            average.load_state_dict(payload.get("policy_average") or {"snapshots": []})
     except (RuntimeError, KeyError, ValueError) as exc:
         raise CheckpointError(f"the checkpoint's networks do not match its config: {str(exc).splitlines()[0]}") from None
     counters = Counters(**payload["counters"])

@@ -27,6 +27,7 @@ import torch
 
 from ddpg_cli import checkpoint as ckpt
 from ddpg_cli.agent import DDPGAgent
+from ddpg_cli.averaging import ActorAverage
 from ddpg_cli.compiling import check_compute
 from ddpg_cli.config import Config, config_to_yaml
 from ddpg_cli.envs import env_rng_state, make_env, make_vector_env, scale_action
@@ -196,7 +197,10 @@ class Run:
             sampler=torch.Generator(device=device).manual_seed(config.seed + SAMPLER_SEED_OFFSET),
             episodes=[],
         )
-        self.policy = DeployedPolicy(self.agent.normalizer, self.agent.actor, torch.from_numpy(self.low), torch.from_numpy(self.high)).to(device)
+        # What is evaluated and saved as the policy: the live actor, or the mean of its last K evaluations' weights.
+        self.average = ActorAverage(self.agent.actor, config.eval.average_last) if config.eval.average_last > 1 else None
+        evaluated_actor = self.average.actor if self.average is not None else self.agent.actor
+        self.policy = DeployedPolicy(self.agent.normalizer, evaluated_actor, torch.from_numpy(self.low), torch.from_numpy(self.high)).to(device)
 
         self.lock = RunLock(run_dir)
         self.lock.acquire()  # creates the run dir: nothing is written before the checks above pass
@@ -225,7 +229,7 @@ class Run:
             self.parts.episodes.extend(EpisodeRecord(start={"seed": s}) for s in seeds)
             evaluations_kept_to = -1  # a fresh run owns its evaluations file
         else:
-            self.counters, self.obs, self.exact = restore(resume, self.envs, self.agent, self.buffer, self.parts)
+            self.counters, self.obs, self.exact = restore(resume, self.envs, self.agent, self.buffer, self.parts, self.average)
             for directory in (run_dir, ckpt.checkpoint_dir(run_dir)):  # what a kill -9 left half-written
                 ckpt.remove_stale_temp_files(directory)
             evaluations_kept_to = self.counters.step  # evaluations made after the checkpoint are redone
@@ -326,6 +330,8 @@ class Run:
 
     def evaluate(self) -> EvalResult:
         counters = self.counters
+        if self.average is not None:
+            self.average.take()
         result = evaluate(self.policy, self.eval_env, self.config.eval.episodes, self.config.eval.seed, self.device)
         counters.last_eval = result.mean
         self.logger.scalars("eval", {"return": result.mean, "return_std": result.std, "length": float(np.mean(result.lengths))}, counters.step)
@@ -342,14 +348,15 @@ class Run:
 
     def save_snapshot(self, name: str) -> None:
         if self.agent.all_finite():
-            ckpt.save_checkpoint(checkpoint_payload(self.config, self.counters, self.agent, self.low, self.high), ckpt.checkpoint_dir(self.run_dir) / name)
+            payload = checkpoint_payload(self.config, self.counters, self.agent, self.low, self.high, average=self.average)
+            ckpt.save_checkpoint(payload, ckpt.checkpoint_dir(self.run_dir) / name)
 
     def save_last(self) -> None:
         if not self.agent.all_finite():
             return  # never replace a good checkpoint with a diverged one
         self.counters.wall_seconds = self.wall_seconds()
         buffer = self.buffer if should_save_buffer(self.config, self.buffer) else None
-        payload = checkpoint_payload(self.config, self.counters, self.agent, self.low, self.high, self.parts, buffer)
+        payload = checkpoint_payload(self.config, self.counters, self.agent, self.low, self.high, self.parts, buffer, self.average)
         ckpt.save_checkpoint(payload, ckpt.checkpoint_dir(self.run_dir) / ckpt.LAST)
         self.last_saved_step = self.counters.step
 

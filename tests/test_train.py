@@ -67,6 +67,13 @@ def assert_same_training_state(a: dict, b: dict) -> None:
         assert torch.equal(buffer_a[name], buffer_b[name]), f"replay buffer {name} differs"
     assert a["counters"]["step"] == b["counters"]["step"]
     assert a["counters"]["episodes"] == b["counters"]["episodes"]
+    average_a, average_b = a.get("policy_average"), b.get("policy_average")
+    assert (average_a is None) == (average_b is None), "one run has an actor average, the other not"
+    if average_a is not None:
+        assert len(average_a["snapshots"]) == len(average_b["snapshots"]), "the actor averages hold different windows"
+        for snapshot_a, snapshot_b in zip(average_a["snapshots"], average_b["snapshots"]):
+            for name, tensor in snapshot_a.items():
+                assert torch.equal(tensor, snapshot_b[name]), f"actor average snapshot {name} differs"
 
 
 # configs/smoke.yaml shortened to its plumbing: 400 steps, evaluations and checkpoints every 200.
@@ -145,8 +152,10 @@ def interrupt_at(monkeypatch: pytest.MonkeyPatch, vector_steps: set[int], signum
         (["train.num_envs=2", "env.id=envs_for_tests:AsymmetricBounds-v0", "env.max_episode_steps=null", "noise.type=ou"], [4, 7, 22]),
         # TD3's switches: a second critic and target, the smoothing noise's generator, the actor's delay.
         (["agent.twin_critics=true", "agent.target_noise=0.2", "agent.policy_delay=2"], [45, 63]),
+        # The evaluated policy as the mean of the actor at its last 3 evaluations: the window resumes too.
+        (["eval.every=20", "eval.average_last=3"], [45, 101]),
     ],
-    ids=["pendulum", "two-envs-terminating", "td3"],
+    ids=["pendulum", "two-envs-terminating", "td3", "actor-average"],
 )
 def test_interrupted_and_resumed_run_is_bitwise_identical(tmp_path, monkeypatch, extra, stops):
     config = sets(TINY + extra)
