@@ -61,7 +61,8 @@ def main() -> None:
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
-    print(f"kept {len(seeds)} runs (seeds {', '.join(map(str, seeds))}) in {args.to}")
+    runs = "1 run (seed" if len(seeds) == 1 else f"{len(seeds)} runs (seeds"
+    print(f"kept {runs} {', '.join(map(str, seeds))}) in {args.to}")
 
 
 if __name__ == "__main__":
