@@ -4,8 +4,9 @@ weights at its last K evaluations.
 Late in a run the actor keeps moving: policies 10,000 steps apart differ by up to 83 in mean return
 on LunarLander (100 starts) and 741 on Walker2d (20 starts), so a run's final policy is one draw of
 that movement. The mean of several points of one late stretch of training, taken in weight space
-(stochastic weight averaging: Izmailov et al. 2018; in deep RL, Nikishin et al. 2018), scored above
-the final policy on every run we measured it on (docs/benchmarks.md). Training goes on with the live actor: exploration, the TD targets and the
+(stochastic weight averaging: Izmailov et al. 2018; in deep RL, Nikishin et al. 2018) lifted final
+policies caught in a dip there, left steady ones within a few points, and cost a little where the
+late actors sit at a bound (MountainCar): docs/benchmarks.md. Training goes on with the live actor: exploration, the TD targets and the
 actor's own updates never see the mean; evaluations, `best`/`last` and what `ddpg eval`, `render` and
 `export` load do.
 """
