@@ -13,11 +13,12 @@ every periodic checkpoint and last.pt) this plays the deterministic policy `ddpg
 - -100: the share whose last reward was -100 or lower: the way LunarLander ends a crash or a flight
   off the screen and BipedalWalker a fall (a LunarLander landing at rest ends with +100 instead).
 
-With `--average K`, one more line per path: the policy whose actor weights are the mean of the actor
-weights at that path's last K checkpoints (with the last one's observation normaliser), as stochastic
+With `--average K`, one more line per run dir: the policy whose actor weights are the mean of the actor
+weights at that run's last K checkpoints (with the last one's observation normaliser), as stochastic
 weight averaging does (Izmailov et al. 2018; in deep RL, Nikishin et al. 2018): several points of one
 late stretch of training averaged in weight space rather than the last point alone. Where checkpoints
-and evaluations share their interval (every preset: 10,000 steps), this is the policy a run with
+and evaluations share their interval (the LunarLander, BipedalWalker, Swimmer and MuJoCo locomotion
+presets: 10,000 steps), this is the policy a run with
 `eval.average_last: K` would have ended with, so a finished run answers "would averaging have helped"
 without training again.
 
@@ -97,7 +98,7 @@ def main() -> None:
     parser.add_argument("paths", nargs="+", type=Path, help="run dirs or checkpoint files")
     parser.add_argument("--episodes", type=int, default=100, help="episodes per checkpoint (default 100)")
     parser.add_argument("--threshold", type=float, help="an episode's return that counts as solved (default: the task's)")
-    parser.add_argument("--average", type=int, metavar="K", help="also, per path, the policy whose actor weights are the mean of its last K checkpoints'")
+    parser.add_argument("--average", type=int, metavar="K", help="also, per run dir, the policy whose actor weights are the mean of its last K checkpoints'")
     args = parser.parse_args()
     if args.average is not None and args.average < 2:
         print("error: --average takes 2 or more checkpoints", file=sys.stderr)
@@ -116,7 +117,7 @@ def main() -> None:
         thresholds.add(row["threshold"])
         print_row(f"{checkpoint.parent.parent.name}/{checkpoint.stem}", row)  # e.g. seed-3/step_000170000
     if args.average:
-        for path in args.paths:
+        for path in (path for path in args.paths if path.is_dir()):  # a checkpoint file alone has nothing to average with
             last = [checkpoint for p, checkpoint in found if p == path][-args.average :]
             row = spread(last, args.episodes, args.threshold)
             thresholds.add(row["threshold"])
@@ -126,7 +127,7 @@ def main() -> None:
     print(f"solved: episodes with return >= {shown}; ended: before the time limit;")
     print("-100: last reward -100 or lower (LunarLander's crash, BipedalWalker's fall)")
     if args.average:
-        print(f"mean of K: the actor's weights averaged over the path's last {args.average} checkpoints")
+        print(f"mean of K: the actor's weights averaged over each run's last {args.average} checkpoints")
 
 
 if __name__ == "__main__":
