@@ -106,7 +106,6 @@ class EvalConfig(_Section):
     seed: int = Field(1000, ge=0, le=2**31 - 1, description="Evaluation episode i resets its env with seed `seed + i`.")
     average_last: int = Field(1, ge=1, le=1000, description="The policy that is evaluated, kept in the checkpoints and loaded by eval, render and export: the mean of the actor's weights at its last K evaluations (K = this value), i.e. over the last (K-1) x `every` steps (stochastic weight averaging); training goes on with the live actor. 1: the actor as it is. An actor that still moves late in a run scores more steadily averaged (docs/benchmarks.md).")
 
-
     @model_validator(mode="after")
     def _averaging_needs_evaluations(self) -> EvalConfig:
         if self.average_last > 1 and self.every == 0:
