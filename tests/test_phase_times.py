@@ -54,5 +54,6 @@ def test_summary_splits_the_session_into_phases(tmp_path, policy_delay):
     assert set(seconds) == {*PHASES, "learning_in_updates"} and all(value >= 0 for value in seconds.values())
     assert seconds["evaluation"] > 0  # the final evaluation
     assert 0 < seconds["learning_in_updates"] <= seconds["learning"]
-    assert sum(seconds[phase] for phase in PHASES) <= summary["wall_s"]
+    rounding = 0.0005 * len(PHASES)  # each phase's seconds are rounded to the millisecond, the wall is not
+    assert sum(seconds[phase] for phase in PHASES) <= summary["wall_s"] + rounding
     assert summary["learning_steps_per_second"] == pytest.approx(summary["session_steps"]["learning"] / seconds["learning"], rel=0.01)
