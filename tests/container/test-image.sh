@@ -139,7 +139,9 @@ run "render to a GIF failed" "${me[@]}" "$image" render "$smoke" --out "$smoke/p
 
 # The default (unprivileged) user on a named volume: stop during training, then resume to the end.
 $engine volume rm -f "$volume" >/dev/null 2>&1
-$engine run -d --name "$container" -v "$volume:/runs" "$image" train configs/smoke.yaml --run-dir runs/stopped >/dev/null \
+# 20,000 steps rather than the smoke config's 5,000: the stop must land while training still runs, and
+# on a loaded machine the 2,500 steps after the first evaluation took less time than the podman calls.
+$engine run -d --name "$container" -v "$volume:/runs" "$image" train configs/smoke.yaml --run-dir runs/stopped --set train.total_steps=20000 >/dev/null \
     || fail "could not start training in a container on a named volume"
 # Stop at the first evaluation (step 2,500), surely inside the training loop: before it, as PID 1,
 # ddpg has no SIGTERM handler yet and would ignore the signal (the README says so).
@@ -166,7 +168,7 @@ run "the named volume's run is not owned by the image's user (uid 10001)" -v "$v
 echo "stop: ddpg as PID 1 exited 143 with last.pt saved"
 
 run "train --resume after stop failed" -v "$volume:/runs" "$image" train --resume runs/stopped --quiet
-run "the resumed run has no summary.json of 5,000 steps" -v "$volume:/runs" --entrypoint grep "$image" -q '"steps": 5000' runs/stopped/summary.json
+run "the resumed run has no summary.json of 20,000 steps" -v "$volume:/runs" --entrypoint grep "$image" -q '"steps": 20000' runs/stopped/summary.json
 echo "resume: finished the stopped run on the named volume"
 
 total_s=$(( $(date +%s) - started ))
