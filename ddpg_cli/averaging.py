@@ -6,9 +6,9 @@ on LunarLander (100 starts) and 741 on Walker2d (20 starts), so a run's final po
 that movement. The mean of several points of one late stretch of training, taken in weight space
 (stochastic weight averaging: Izmailov et al. 2018; in deep RL, Nikishin et al. 2018) lifted final
 policies caught in a dip there, left steady ones within a few points, and cost a little where the
-late actors sit at a bound (MountainCar): docs/benchmarks.md. Training goes on with the live actor: exploration, the TD targets and the
-actor's own updates never see the mean; evaluations, `best`/`last` and what `ddpg eval`, `render` and
-`export` load do.
+late actors sit at a bound (MountainCar): docs/benchmarks.md. Training goes on with the live actor:
+exploration, the TD targets and the actor's own updates never see the mean; evaluations,
+`best`/`last` and what `ddpg eval`, `render` and `export` load do.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ class ActorAverage:
         self.actor.load_state_dict(mean_weights(list(self.snapshots)))
 
     def state_dict(self) -> dict[str, Any]:
-        return {"window": self.snapshots.maxlen, "snapshots": [{key: value.cpu() for key, value in s.items()} for s in self.snapshots]}
+        return {"snapshots": [{key: value.cpu() for key, value in s.items()} for s in self.snapshots]}  # the window size is the config's
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         device = next(self.live.parameters()).device
