@@ -48,7 +48,7 @@ def checkpoints(path: Path) -> list[Path]:
     return [p for p in found if p.exists()]
 
 
-def load_policy(path: Path) -> tuple[dict, Config, DDPGAgent, gym.Env, DeployedPolicy]:
+def load_agent(path: Path) -> tuple[dict, Config, DDPGAgent, gym.Env, DeployedPolicy]:
     """A checkpoint's payload, config, agent, a fresh env of its task, and the policy `ddpg eval` runs
     (normalise, act, scale to the env's box, clip)."""
     payload = load_checkpoint(path)
@@ -62,7 +62,7 @@ def load_policy(path: Path) -> tuple[dict, Config, DDPGAgent, gym.Env, DeployedP
 
 
 def diagnose(path: Path, episodes: int) -> dict[str, float]:
-    payload, config, agent, env, policy = load_policy(path)
+    payload, config, agent, env, policy = load_agent(path)
     # A time-limited episode's last `horizon` states lack the rewards after the cut.
     horizon = int(np.ceil(np.log(KNOWN_RETURN_TOLERANCE) / np.log(config.agent.gamma))) if config.agent.gamma < 1 else None
     states, returns, returns_to_go, known = [], [], [], []

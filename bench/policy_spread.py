@@ -33,46 +33,30 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from actor_saturation import EVAL_SEED, checkpoints, load_policy
+from actor_saturation import EVAL_SEED, checkpoints, load_agent
 from ddpg_cli.averaging import mean_weights
+from ddpg_cli.evaluate import evaluate
 from ddpg_cli.presets import solved_threshold
 
 CRASH_REWARD = -100.0  # LunarLander's crash and out-of-screen end, BipedalWalker's fall
 PROTOCOL_EPISODES = 10
 
 
-def play(policy, env, episodes: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Returns, ended-early flags and -100-end flags of `episodes` episodes from reset seeds 1000, 1001, ..."""
-    returns, ended, crashed = [], [], []
-    for episode in range(episodes):
-        obs, _ = env.reset(seed=EVAL_SEED + episode)
-        total, done = 0.0, False
-        while not done:
-            with torch.no_grad():
-                env_action = policy(torch.as_tensor(obs, dtype=torch.float32)[None])[0].numpy()
-            obs, reward, terminated, truncated, _ = env.step(env_action)
-            total += float(reward)
-            done = terminated or truncated
-        returns.append(total)
-        ended.append(terminated)
-        crashed.append(terminated and reward <= CRASH_REWARD)
-    return np.asarray(returns), np.asarray(ended), np.asarray(crashed)
-
-
 def spread(paths: list[Path], episodes: int, threshold: float | None) -> dict[str, float]:
     """The scores of the last checkpoint's policy; with several checkpoints, of the policy whose actor
     weights are the mean of theirs (the last one's observation normaliser)."""
-    payload, config, agent, env, policy = load_policy(paths[-1])
+    payload, config, agent, env, policy = load_agent(paths[-1])
     if len(paths) > 1:  # in step order, as `eval.average_last` takes them: the same mean, bit for bit
-        actors = [load_policy(path)[2].actor.state_dict() for path in paths[:-1]] + [agent.actor.state_dict()]
+        actors = [load_agent(path)[2].actor.state_dict() for path in paths[:-1]] + [agent.actor.state_dict()]
         agent.actor.load_state_dict(mean_weights(actors))
     if threshold is None:
         known = solved_threshold(config.env.id)
         threshold = known.value if known else float("nan")
-    returns, ended, crashed = play(policy, env, episodes)
+    played = evaluate(policy, env, episodes, EVAL_SEED)  # `ddpg eval`'s loop: its first 10 are the protocol's
     env.close()
+    returns, ended = np.asarray(played.returns), np.asarray(played.terminated)
+    crashed = ended & (np.asarray(played.last_rewards) <= CRASH_REWARD)
     return {
         "step": payload["counters"]["step"],
         "eval10": float(returns[:PROTOCOL_EPISODES].mean()),

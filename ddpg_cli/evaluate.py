@@ -1,6 +1,6 @@
 """Deterministic evaluation: the policy without noise, episode i reset with seed `seed + i`.
 
-Used by `ddpg train` (periodic and final evaluation) and `ddpg eval`.
+Used by `ddpg train` (periodic and final evaluation), `ddpg eval` and `bench/policy_spread.py`.
 """
 
 from __future__ import annotations
@@ -21,6 +21,10 @@ class EvalResult:
     returns: list[float] = field(default_factory=list)
     lengths: list[int] = field(default_factory=list)
     seed: int = 0
+    # how each episode ended: by the task (a fall, a crash, a landing) rather than the time limit, and
+    # its last reward (LunarLander ends a crash with -100, a landing with +100); not in as_dict()
+    terminated: list[bool] = field(default_factory=list)
+    last_rewards: list[float] = field(default_factory=list)
 
     @property
     def mean(self) -> float:
@@ -59,7 +63,7 @@ def evaluate(
         obs, _ = env.reset(seed=seed + episode)
         if on_step is not None:
             on_step(env, 0)
-        episode_return, length, done = 0.0, 0, False
+        episode_return, length, done, reward, terminated = 0.0, 0, False, 0.0, False
         while not done:
             obs_tensor = torch.as_tensor(np.asarray(obs, dtype=np.float32), device=device).unsqueeze(0)
             action = policy(obs_tensor)[0].cpu().numpy()
@@ -71,4 +75,6 @@ def evaluate(
             done = terminated or truncated
         result.returns.append(episode_return)
         result.lengths.append(length)
+        result.terminated.append(bool(terminated))
+        result.last_rewards.append(float(reward))
     return result
