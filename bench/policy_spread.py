@@ -24,6 +24,7 @@ without training again.
 
 Usage (from the repo root):
     python bench/policy_spread.py runs/learning/lunarlander/base/seed-3 [CHECKPOINT.pt ...] [--episodes 100] [--average 4]
+    python bench/policy_spread.py RUN_DIR --last 4 --average 4 --episodes 20   # a finished run, both ways
 """
 
 from __future__ import annotations
@@ -83,26 +84,31 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=100, help="episodes per checkpoint (default 100)")
     parser.add_argument("--threshold", type=float, help="an episode's return that counts as solved (default: the task's)")
     parser.add_argument("--average", type=int, metavar="K", help="also, per run dir, the policy whose actor weights are the mean of its last K checkpoints'")
+    parser.add_argument("--last", type=int, metavar="N", help="per run dir, score only its last N checkpoints (default: all)")
     args = parser.parse_args()
     if args.average is not None and args.average < 2:
         print("error: --average takes 2 or more checkpoints", file=sys.stderr)
         raise SystemExit(2)
+    if args.last is not None and args.last < 1:
+        print("error: --last takes 1 or more checkpoints", file=sys.stderr)
+        raise SystemExit(2)
     if args.episodes < PROTOCOL_EPISODES:
         print(f"error: --episodes must be at least {PROTOCOL_EPISODES} (the evaluation's own episodes come first)", file=sys.stderr)
         raise SystemExit(2)
-    found = [(path, checkpoint) for path in args.paths for checkpoint in checkpoints(path)]
-    if missing := [str(path) for path in args.paths if not any(p == path for p, _ in found)]:
+    found = {path: checkpoints(path) for path in args.paths}  # each in step order, last.pt last
+    if missing := [str(path) for path, found_here in found.items() if not found_here]:
         print(f"error: no checkpoint in {', '.join(missing)}", file=sys.stderr)
         raise SystemExit(2)
     print(f"{'checkpoint':<22} {'step':>7} {'eval10':>7} {'mean':>7} {'median':>7} {'worst':>7} {'solved':>6} {'ended':>5} {'-100':>4}")
     thresholds = set()
-    for _, checkpoint in found:
-        row = spread([checkpoint], args.episodes, args.threshold)
-        thresholds.add(row["threshold"])
-        print_row(f"{checkpoint.parent.parent.name}/{checkpoint.stem}", row)  # e.g. seed-3/step_000170000
+    for found_here in found.values():
+        for checkpoint in found_here[-args.last :] if args.last else found_here:
+            row = spread([checkpoint], args.episodes, args.threshold)
+            thresholds.add(row["threshold"])
+            print_row(f"{checkpoint.parent.parent.name}/{checkpoint.stem}", row)  # e.g. seed-3/step_000170000
     if args.average:
         for path in (path for path in args.paths if path.is_dir()):  # a checkpoint file alone has nothing to average with
-            last = [checkpoint for p, checkpoint in found if p == path][-args.average :]
+            last = found[path][-args.average :]
             row = spread(last, args.episodes, args.threshold)
             thresholds.add(row["threshold"])
             print_row(f"{path.name}/mean of {len(last)}", row)
