@@ -37,7 +37,7 @@ from torch import nn
 from ddpg_cli.compiling import compile_update
 from ddpg_cli.config import AgentConfig
 from ddpg_cli.networks import Actor, Critic, ObsNormalizer
-from ddpg_cli.optim import adam_step, init_adam_state, make_adam
+from ddpg_cli.optim import adam_step, init_adam_state, lr_fraction_at, make_adam
 from ddpg_cli.replay_buffer import Batch
 
 # The actor works in the normalised action space, so the bounds inverting gradients keeps it in are fixed.
@@ -119,6 +119,15 @@ class DDPGAgent:
         self.critic_params = self.params[self.critic] + (self.params[self.critic2] if self.critic2 is not None else [])
         self.actor_optimizer = make_adam(self.actor.parameters(), config.actor_lr, 0.0, self.device)
         self.critic_optimizer = make_adam(self.critic_params, config.critic_lr, config.critic_weight_decay, self.device)
+        # On a learning-rate schedule each optimiser's rate is a 0-d tensor that `follow_lr_schedule`
+        # fills in place: a compiled update reads it as an input, where a changing Python float would
+        # be baked into the graph and recompile it. Constant rates stay floats (the same numbers as ever).
+        self.scheduled_lrs: list[tuple[torch.optim.Adam, float, torch.Tensor]] = []
+        if config.lr_schedule != "constant":
+            for optimizer, base in ((self.actor_optimizer, config.actor_lr), (self.critic_optimizer, config.critic_lr)):
+                rate = torch.tensor(base, dtype=torch.float32, device=self.device)
+                optimizer.param_groups[0]["lr"] = rate
+                self.scheduled_lrs.append((optimizer, base, rate))
         # Target policy smoothing (TD3) draws its noise here, outside the (compiled) update, from a
         # generator of its own whose state travels in checkpoints.
         self.target_noise_rng = torch.Generator(device=self.device).manual_seed(seed) if config.target_noise > 0 else None
@@ -140,6 +149,15 @@ class DDPGAgent:
         return self.actor(self.normalizer(obs))
 
     # --- learning ---
+
+    def follow_lr_schedule(self, step: int) -> float:
+        """Set both learning rates for env step `step` (`agent.lr_schedule`); returns their fraction of
+        `actor_lr` / `critic_lr`. A function of the step alone, so a resumed run sets what the
+        uninterrupted run would have."""
+        fraction = lr_fraction_at(step, self.config)
+        for _, base, rate in self.scheduled_lrs:
+            rate.fill_(base * fraction)
+        return fraction
 
     def update(self, batch: Batch, act_on: torch.Tensor | None = None) -> torch.Tensor | None:
         """One gradient step of the critic; of the actor and the targets every `policy_delay` steps.
@@ -343,6 +361,9 @@ class DDPGAgent:
         self.normalizer.load_state_dict(state["normalizer"])
         self.actor_optimizer.load_state_dict(state["actor_optimizer"])
         self.critic_optimizer.load_state_dict(state["critic_optimizer"])
+        for optimizer, _, rate in self.scheduled_lrs:  # the saved rate, back in the tensor the update reads
+            rate.fill_(float(optimizer.param_groups[0]["lr"]))
+            optimizer.param_groups[0]["lr"] = rate
         for optimizer in (self.actor_optimizer, self.critic_optimizer):
             init_adam_state(optimizer)  # a checkpoint written before the first update has no Adam state
         self.critic_updates = int(state["critic_updates"])

@@ -62,6 +62,9 @@ class AgentConfig(_Section):
     actor_lr: float = Field(3e-4, gt=0, le=1, description="Adam learning rate of the actor.")
     critic_lr: float = Field(3e-4, gt=0, le=1, description="Adam learning rate of the critic.")
     critic_weight_decay: float = Field(0.0, ge=0, le=1, description="L2 weight decay of the critic's Adam.")
+    lr_schedule: Literal["constant", "linear"] = Field("constant", description="How both learning rates move over the run: `linear` takes each from `actor_lr` / `critic_lr` at step 0 to `final_lr_fraction` of it at `lr_schedule_steps` env steps, and holds it there: smaller steps as the run ends, for a final policy that moves less from one evaluation to the next (no preset uses it yet).")
+    final_lr_fraction: float = Field(0.0, ge=0, le=1, description="With a linear `lr_schedule`: the learning rates at its end, as a fraction of `actor_lr` and `critic_lr`.")
+    lr_schedule_steps: int = Field(0, ge=0, le=10**12, description="With a linear `lr_schedule`: the env steps it runs over (usually `train.total_steps`).")
     gamma: float = Field(0.99, gt=0, le=1, description="Discount factor, in (0, 1].")
     tau: float = Field(0.005, gt=0, le=1, description="Polyak averaging rate of the target networks, in (0, 1].")
     batch_size: int = Field(256, ge=1, le=1_000_000, description="Transitions per gradient step.")
@@ -78,6 +81,12 @@ class AgentConfig(_Section):
     def _batch_fits_buffer(self) -> AgentConfig:
         if self.batch_size > self.buffer_size:
             raise ValueError(f"agent.batch_size ({self.batch_size}) must not exceed agent.buffer_size ({self.buffer_size})")
+        return self
+
+    @model_validator(mode="after")
+    def _lr_schedule_is_complete(self) -> AgentConfig:
+        if self.lr_schedule != "constant" and self.lr_schedule_steps < 1:
+            raise ValueError(f"agent.lr_schedule is {self.lr_schedule!r}, so agent.lr_schedule_steps must be at least 1")
         return self
 
     @model_validator(mode="after")

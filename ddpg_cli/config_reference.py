@@ -44,6 +44,7 @@ from and what they scored.
 # added to the schema without an entry (or an entry outlives its validator).
 CROSS_KEY_RULES = {
     "AgentConfig._batch_fits_buffer": "`agent.batch_size` must not exceed `agent.buffer_size`.",
+    "AgentConfig._lr_schedule_is_complete": "A `linear` `agent.lr_schedule` needs `agent.lr_schedule_steps` of at least 1.",
     "AgentConfig._pre_activation_penalty_needs_tanh": "`agent.pre_activation_penalty` needs a tanh actor: not with `agent.invert_gradients`.",
     "EvalConfig._averaging_needs_evaluations": "`eval.average_last` above 1 needs periodic evaluations: `eval.every` above 0.",
     "NoiseConfig._schedule_is_complete": (

@@ -2,7 +2,7 @@
 
 The agent builds its optimisers with `make_adam` and steps them with `adam_step`: the maths, the state
 and the state dict are torch.optim.Adam's, without the bookkeeping around `optimizer.step()` that would
-split a compiled update into pieces.
+split a compiled update into pieces. `lr_fraction_at` gives the learning rates' schedule.
 """
 
 from __future__ import annotations
@@ -11,6 +11,17 @@ from typing import Iterable, Sequence
 
 import torch
 from torch.optim.adam import adam as functional_adam
+
+from ddpg_cli.config import AgentConfig
+
+
+def lr_fraction_at(step: int, config: AgentConfig) -> float:
+    """The learning rates after `step` env steps, as a fraction of `actor_lr` / `critic_lr`: 1 when
+    constant; on a linear schedule, from 1 at step 0 to `final_lr_fraction` at `lr_schedule_steps`."""
+    if config.lr_schedule == "constant":
+        return 1.0
+    progress = min(step / config.lr_schedule_steps, 1.0)
+    return 1.0 + progress * (config.final_lr_fraction - 1.0)
 
 
 def make_adam(params: Iterable[torch.Tensor], lr: float, weight_decay: float, device: torch.device) -> torch.optim.Adam:

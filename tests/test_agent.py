@@ -480,3 +480,68 @@ def test_with_the_switches_off_a_ddpg_run_is_unchanged_bit_for_bit(tmp_path):
             got = state["agent"]["critic_optimizer"]["state"][slot][name]
             assert torch.equal(got, want) if same_kind else torch.allclose(got, want, rtol=1e-4, atol=1e-6), f"critic Adam {slot} {name}"
     assert set(state["agent"]) == set(reference["agent"])  # no twin critic, no noise generator
+
+
+# --- the learning-rate schedule ----------------------------------------------------------------------
+
+
+def test_lr_fraction_moves_linearly_then_holds():
+    from ddpg_cli.optim import lr_fraction_at
+
+    assert lr_fraction_at(12_345, AgentConfig()) == 1.0
+    linear = AgentConfig(lr_schedule="linear", final_lr_fraction=0.1, lr_schedule_steps=100)
+    assert [lr_fraction_at(step, linear) for step in (0, 50, 100, 1_000)] == pytest.approx([1.0, 0.55, 0.1, 0.1])
+
+
+def test_linear_lr_schedule_needs_its_steps():
+    with pytest.raises(ValueError, match="agent.lr_schedule_steps must be at least 1"):
+        AgentConfig(lr_schedule="linear")
+
+
+def parameters_of(agent: DDPGAgent) -> list[torch.Tensor]:
+    return [p.detach().clone() for network in (agent.actor, agent.critic) for p in network.parameters()]
+
+
+@pytest.mark.parametrize("compile", [False, pytest.param(True, marks=pytest.mark.slow)], ids=["eager", "compiled"])
+def test_scheduled_rates_reach_the_update(compile):
+    """The rates the schedule sets are the ones the (compiled) update steps with: at fraction 0 nothing
+    moves, at fraction 1 both networks do; at fraction 1 the step is the constant rate's."""
+    obs = torch.randn(BATCH, OBS_DIM)
+    batch = Batch(obs, torch.rand(BATCH, ACTION_DIM) * 2 - 1, torch.randn(BATCH), torch.randn(BATCH, OBS_DIM), torch.zeros(BATCH))
+    torch.manual_seed(0)
+    config = AgentConfig(actor_hidden=[32, 32], critic_hidden=[32, 32], actor_lr=1e-3, critic_lr=2e-3, lr_schedule="linear", lr_schedule_steps=100)
+    agent = DDPGAgent(OBS_DIM, ACTION_DIM, config, compile=compile)
+    torch.manual_seed(0)
+    constant = DDPGAgent(OBS_DIM, ACTION_DIM, config.model_copy(update={"lr_schedule": "constant"}), compile=compile)
+
+    assert agent.follow_lr_schedule(50) == pytest.approx(0.5)
+    assert [float(group["lr"]) for o in (agent.actor_optimizer, agent.critic_optimizer) for group in o.param_groups] == pytest.approx([5e-4, 1e-3])
+
+    assert agent.follow_lr_schedule(0) == 1.0
+    agent.update(batch)
+    constant.update(batch)
+    for got, want in zip(parameters_of(agent), parameters_of(constant), strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-6, atol=1e-7)
+
+    agent.follow_lr_schedule(100)  # final_lr_fraction 0: Adam steps of size 0
+    before = parameters_of(agent)
+    agent.update(batch)
+    assert all(torch.equal(b, a) for b, a in zip(before, parameters_of(agent), strict=True))
+
+    agent.follow_lr_schedule(0)
+    agent.update(batch)
+    moved = [not torch.equal(b, a) for b, a in zip(before, parameters_of(agent), strict=True)]
+    assert all(moved[: len(list(agent.actor.parameters()))]) and any(moved[len(list(agent.actor.parameters())) :])
+
+
+def test_a_restored_agent_keeps_its_rate_on_the_schedule():
+    config = AgentConfig(actor_hidden=[32, 32], critic_hidden=[32, 32], lr_schedule="linear", final_lr_fraction=0.2, lr_schedule_steps=10)
+    saved = DDPGAgent(OBS_DIM, ACTION_DIM, config)
+    saved.follow_lr_schedule(5)
+    restored = DDPGAgent(OBS_DIM, ACTION_DIM, config)
+    restored.load_state_dict(saved.state_dict())
+    for optimizer, base, rate in restored.scheduled_lrs:
+        assert optimizer.param_groups[0]["lr"] is rate  # the tensor the update reads, not the loaded copy
+        assert float(rate) == pytest.approx(base * 0.6)
+    restored.follow_lr_schedule(10)
+    assert [float(rate) for _, _, rate in restored.scheduled_lrs] == pytest.approx([0.2 * config.actor_lr, 0.2 * config.critic_lr])

@@ -154,8 +154,10 @@ def interrupt_at(monkeypatch: pytest.MonkeyPatch, vector_steps: set[int], signum
         (["agent.twin_critics=true", "agent.target_noise=0.2", "agent.policy_delay=2"], [45, 63]),
         # The evaluated policy as the mean of the actor at its last 3 evaluations: the window resumes too.
         (["eval.every=20", "eval.average_last=3"], [45, 101]),
+        # Learning rates on a schedule: set from the step, held in tensors the optimisers' state carries.
+        (["agent.lr_schedule=linear", "agent.final_lr_fraction=0.1", "agent.lr_schedule_steps=100"], [45, 101]),
     ],
-    ids=["pendulum", "two-envs-terminating", "td3", "actor-average"],
+    ids=["pendulum", "two-envs-terminating", "td3", "actor-average", "lr-schedule"],
 )
 def test_interrupted_and_resumed_run_is_bitwise_identical(tmp_path, monkeypatch, extra, stops):
     config = sets(TINY + extra)
