@@ -146,9 +146,19 @@ def test_measured_summary_is_the_last_figure_and_its_budget():
     assert measured_summary("solved") == "solved"
 
 
+def halfcheetah_measured() -> str:
+    """The halfcheetah preset's `# measured:` line: two budgets and the seeds' list, the longest kind."""
+    from ddpg_cli.presets import describe_presets
+
+    (info,) = [info for info in describe_presets() if info.name == "halfcheetah"]
+    assert "100k" in info.measured and "300k" in info.measured and "seeds 0-" in info.measured
+    return info.measured
+
+
 @pytest.mark.parametrize("width", [80, 100])
 def test_ddpg_configs_fits_a_narrow_terminal_with_one_line_per_preset(width, monkeypatch):
     from ddpg_cli import cli
+    from ddpg_cli.presets import measured_summary
 
     monkeypatch.setattr(cli.console, "_width", width)  # as a terminal of that width (COLUMNS, or its size)
     lines = runner.invoke(app, ["configs"]).output.splitlines()
@@ -156,7 +166,8 @@ def test_ddpg_configs_fits_a_narrow_terminal_with_one_line_per_preset(width, mon
     rows = {line.split()[0]: line for line in lines if line.startswith(" ") and line.split() and line.split()[0] in PRESETS}
     assert set(rows) == set(PRESETS)  # one line each: a wrapped row would leave lines without a name
     assert len([line for line in lines if line.strip()]) == len(preset_names()) + 4  # title, header, rule, rows, note
-    assert "8278.5 at 300k" in rows["halfcheetah"] and "(9389.2" not in rows["halfcheetah"]
+    measured = halfcheetah_measured()
+    assert measured_summary(measured) in rows["halfcheetah"] and measured.split("(")[-1][:6] not in rows["halfcheetah"]
     assert f"(shortened to fit {width} columns; the full text: a wider terminal, or --json)" in lines
 
 
@@ -166,4 +177,5 @@ def test_ddpg_configs_shows_the_full_text_where_it_fits(monkeypatch):
     monkeypatch.setattr(cli.console, "_width", 300)
     output = runner.invoke(app, ["configs"]).output
     text = " ".join(output.split())  # the cell wraps within its column
-    assert "IQM 5735.4 at 100k" in text and "(9389.2, 8667.7, 6778.7)" in text and "shortened" not in output
+    measured = halfcheetah_measured()  # e.g. "IQM 5683.3 at 100k [...], 8555.7 at 300k [...]; ... seeds 0-4 (9389.2, ...)"
+    assert measured.startswith("IQM") and measured in text and "shortened" not in output
