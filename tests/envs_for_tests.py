@@ -122,7 +122,25 @@ class WideObsEnv(AsymmetricBoundsEnv):
         return self._widen(obs), reward, terminated, truncated, info
 
 
+class RememberingEnv(AsymmetricBoundsEnv):
+    """AsymmetricBounds whose rewards also depend on how many episodes this instance has run: a
+    simulator that keeps state across resets, as BipedalWalker's Box2D world does."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.resets = 0
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        self.resets += 1
+        return super().reset(seed=seed, options=options)
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = super().step(action)
+        return obs, reward - 0.01 * self.resets, terminated, truncated, info
+
+
 register(id="AsymmetricBounds-v0", entry_point=AsymmetricBoundsEnv, max_episode_steps=50)
 register(id="WideObs-v0", entry_point=WideObsEnv, max_episode_steps=50)
 register(id="NonFinite-v0", entry_point=NonFiniteEnv, max_episode_steps=1000)
 register(id="Faulty-v0", entry_point=FaultyEnv, max_episode_steps=1000)
+register(id="Remembering-v0", entry_point=RememberingEnv, max_episode_steps=50)

@@ -109,6 +109,14 @@ def test_same_seed_gives_the_same_returns(run_dir):
     assert other["returns"][1] != first["returns"][1]
 
 
+def test_every_evaluation_is_the_one_ddpg_eval_plays(tmp_path):
+    """On an env that remembers earlier episodes, training's final evaluation (after the periodic ones) and
+    `ddpg eval` of the checkpoint it wrote play the same episodes: each evaluation starts a fresh env."""
+    run = smoke_train(tmp_path / "remembering", "env.id=envs_for_tests:Remembering-v0", "env.max_episode_steps=null", "eval.every=50")
+    final = json.loads((run / "summary.json").read_text())["final_eval"]
+    assert eval_json(str(run))["returns"] == final["returns"]
+
+
 def test_min_return_gates_on_the_mean(run_dir):
     mean = eval_json(str(run_dir), "--episodes", "1")["mean"]
     passed = runner.invoke(app, ["eval", str(run_dir), "--episodes", "1", "--min-return", str(mean - 1)])
