@@ -62,7 +62,7 @@ class AgentConfig(_Section):
     actor_lr: float = Field(3e-4, gt=0, le=1, description="Adam learning rate of the actor.")
     critic_lr: float = Field(3e-4, gt=0, le=1, description="Adam learning rate of the critic.")
     critic_weight_decay: float = Field(0.0, ge=0, le=1, description="L2 weight decay of the critic's Adam.")
-    lr_schedule: Literal["constant", "linear"] = Field("constant", description="How both learning rates move over the run: `linear` takes each from `actor_lr` / `critic_lr` at step 0 to `final_lr_fraction` of it at `lr_schedule_steps` env steps, and holds it there: smaller steps as the run ends, for a final policy that moves less from one evaluation to the next (no preset uses it yet).")
+    lr_schedule: Literal["constant", "linear"] = Field("constant", description="How both learning rates move over the run: `linear` takes each from `actor_lr` / `critic_lr` at step 0 to `final_lr_fraction` of it at `lr_schedule_steps` env steps, and holds it there: smaller steps as the run ends, for a final policy that moves less from one evaluation to the next. Decayed to 0 on LunarLander it ended far below the constant rates (docs/benchmarks.md); no preset uses it.")
     final_lr_fraction: float = Field(0.0, ge=0, le=1, description="With a linear `lr_schedule`: the learning rates at its end, as a fraction of `actor_lr` and `critic_lr`.")
     lr_schedule_steps: int = Field(0, ge=0, le=10**12, description="With a linear `lr_schedule`: the env steps it runs over (usually `train.total_steps`).")
     gamma: float = Field(0.99, gt=0, le=1, description="Discount factor, in (0, 1].")
