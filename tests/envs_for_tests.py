@@ -124,7 +124,7 @@ class WideObsEnv(AsymmetricBoundsEnv):
 
 class RememberingEnv(AsymmetricBoundsEnv):
     """AsymmetricBounds whose rewards also depend on how many episodes this instance has run: a
-    simulator that keeps state across resets, as BipedalWalker's Box2D world does."""
+    simulator that keeps state across resets, as BipedalWalker-v3 does (docs/benchmarks.md)."""
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
