@@ -180,7 +180,6 @@ class Run:
 
         self.num_envs = num_envs = config.train.num_envs
         self.envs = make_vector_env(config.env, num_envs)
-        self.eval_env = make_env(config.env)
         obs_dim = self.envs.single_observation_space.shape[0]
         self.action_dim = action_dim = self.envs.single_action_space.shape[0]
         self.low = self.envs.single_action_space.low.astype(np.float32)
@@ -339,9 +338,11 @@ class Run:
         # A fresh env for each evaluation: some simulators keep state across resets (one BipedalWalker
         # policy scored 131.3, 170.1 and 140.0 over the same ten reset seeds, evaluated three times in
         # one env), so this keeps an evaluation the one `ddpg eval` of its checkpoint plays, resumed or not.
-        self.eval_env.close()
-        self.eval_env = make_env(self.config.env)
-        result = evaluate(self.policy, self.eval_env, self.config.eval.episodes, self.config.eval.seed, self.device)
+        eval_env = make_env(self.config.env)
+        try:
+            result = evaluate(self.policy, eval_env, self.config.eval.episodes, self.config.eval.seed, self.device)
+        finally:
+            eval_env.close()
         counters.last_eval = result.mean
         self.logger.scalars("eval", {"return": result.mean, "return_std": result.std, "length": float(np.mean(result.lengths))}, counters.step)
         append_evaluation(self.run_dir, counters.step, self.wall_seconds(), result)
@@ -434,7 +435,6 @@ class Run:
         if hasattr(self, "logger"):
             self.logger.close()
         self.envs.close()
-        self.eval_env.close()
         self.lock.release()
 
 
