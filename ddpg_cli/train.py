@@ -38,6 +38,7 @@ from ddpg_cli.layout import CONFIG_FILE, SUMMARY_FILE
 from ddpg_cli.logger import RunLogger
 from ddpg_cli.networks import DeployedPolicy
 from ddpg_cli.noise import make_noise, sigma_at
+from ddpg_cli.optim import lr_fraction_at
 from ddpg_cli.phase_times import CHECKPOINTS, EVALUATION, FIRST_UPDATES, LEARNING, WARMUP, PhaseTimes
 from ddpg_cli.precision import PrecisionChoice, plan_compute
 from ddpg_cli.replay_buffer import ReplayBuffer, row_parts
@@ -210,7 +211,6 @@ class Run:
             raise
         self.check_every_step = device.type == "cpu"  # a finiteness check costs a host sync; on CPU it is free
         self.policy_action: np.ndarray | None = None  # mu(obs) for the coming step, when the last update computed it
-        self.lr_fraction = self.agent.follow_lr_schedule(self.counters.step)  # logged with the schedule on
         self.session_start = self.sps_clock = time.monotonic()
         self.wall_before = self.counters.wall_seconds
         self.session_first_step = self.sps_step = self.counters.step
@@ -308,7 +308,7 @@ class Run:
         # Each update also returns mu(obs) from the actor it leaves: the last one is the next step's
         # action, as if `agent.act` ran then (passed to every update, so a compiled update keeps one graph).
         obs_tensor = torch.as_tensor(self.obs, dtype=torch.float32, device=self.device)
-        self.lr_fraction = self.agent.follow_lr_schedule(counters.step)
+        self.agent.follow_lr_schedule(counters.step)
         start = time.monotonic()
         for _ in range(counters.pending_updates * config.train.updates_per_step):
             mu = self.agent.update(self.buffer.sample(config.agent.batch_size, self.parts.sampler), act_on=obs_tensor)
@@ -328,7 +328,7 @@ class Run:
         self.sps_clock, self.sps_step = now, self.counters.step
         metrics = {**self.agent.pop_metrics(), "steps_per_second": sps, "noise_sigma": self.parts.noise.sigma, "torch_threads": torch.get_num_threads()}
         if self.config.agent.lr_schedule != "constant":
-            metrics["lr_fraction"] = self.lr_fraction
+            metrics["lr_fraction"] = lr_fraction_at(self.counters.step, self.config.agent)
         self.logger.scalars("train", metrics, self.counters.step)
 
     def evaluate(self) -> EvalResult:
