@@ -81,3 +81,18 @@ def test_a_run_evaluates_and_ships_the_mean_of_its_last_evaluations(tmp_path):
 def test_averaging_without_periodic_evaluations_is_a_config_error():
     with pytest.raises(ConfigError, match="eval.average_last"):
         build_config({"eval": {"every": 0, "average_last": 4}})
+
+
+def test_averaging_leaves_training_as_it_was(tmp_path):
+    # What a run learns is the same bit for bit with and without `eval.average_last`: only the policy it
+    # evaluates and ships differs. So a run made with it also gives the final policy's reading (its live
+    # actor, kept in every checkpoint), and one made without it gives the mean's (from its checkpoints).
+    live = {}
+    for name, extra in (("plain", []), ("averaged", ["eval.average_last=3"])):
+        run_dir = tmp_path / name
+        result = runner.invoke(app, ["train", *sets(RUN + extra), "--run-dir", str(run_dir), "--quiet"])
+        assert result.exit_code == 0, result.output
+        live[name] = load_checkpoint(run_dir / "checkpoints" / "last.pt")["agent"]
+    for part in ("actor", "critic"):
+        for key, tensor in live["plain"][part].items():
+            assert torch.equal(tensor, live["averaged"][part][key]), f"{part}.{key}"
