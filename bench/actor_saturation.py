@@ -49,8 +49,9 @@ def checkpoints(path: Path) -> list[Path]:
 
 
 def load_agent(path: Path) -> tuple[dict, Config, DDPGAgent, gym.Env, DeployedPolicy]:
-    """A checkpoint's payload, config, agent, a fresh env of its task, and the policy `ddpg eval` runs
-    (normalise, act, scale to the env's box, clip)."""
+    """A checkpoint's payload, config, agent, a fresh env of its task, and the live actor's policy
+    (normalise, act, scale to the env's box, clip): the one `ddpg eval` runs, except in a run with
+    `eval.average_last`, where `ddpg eval` runs the mean of the window and this the live actor."""
     payload = load_checkpoint(path)
     config = build_config(payload["config"])
     spaces = payload["spaces"]
