@@ -44,11 +44,15 @@ def append_evaluation(run_dir: Path, step: int, wall_s: float, result: EvalResul
 
 def truncate_after(run_dir: Path, step: int) -> None:
     """Drop the rows of evaluations made after `step` (the checkpoint a resume starts from)."""
+    if evaluations_path(run_dir).exists():
+        replace_evaluations(run_dir, [row for row in read_evaluations(run_dir) if row.step <= step])
+
+
+def replace_evaluations(run_dir: Path, rows: list[EvaluationRow]) -> None:
+    """Write `rows` as the run's evaluations.csv, atomically (a kill leaves the old file or the new)."""
     path = evaluations_path(run_dir)
-    if not path.exists():
-        return
     temp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    _write(temp, [row for row in read_evaluations(run_dir) if row.step <= step], mode="w", header=True)
+    _write(temp, rows, mode="w", header=True)
     os.replace(temp, path)
 
 
