@@ -19,26 +19,36 @@ import statistics
 import sys
 from pathlib import Path
 
+import gymnasium as gym
 import numpy as np
 import torch
 
-from actor_saturation import EVAL_SEED
 from ddpg_cli.envs import make_env
+from ddpg_cli.evaluate import evaluate
 from ddpg_cli.policy import load_policy
 
 
-@torch.inference_mode()
-def play(policy, env, seed: int) -> tuple[float, np.ndarray]:
-    """One deterministic episode from `seed`: its return and every observation it saw."""
-    obs, _ = env.reset(seed=seed)
-    seen, episode_return, done = [obs], 0.0, False
-    while not done:
-        action = policy(torch.as_tensor(np.asarray(obs, dtype=np.float32)).unsqueeze(0))[0].numpy()
-        obs, reward, terminated, truncated, _ = env.step(action)
-        seen.append(obs)
-        episode_return += float(reward)
-        done = terminated or truncated
-    return episode_return, np.asarray(seen)
+class Recording(gym.Wrapper):
+    """Keeps every observation the env returns, so two plays of one start can be compared step by step."""
+
+    def __init__(self, env: gym.Env) -> None:
+        super().__init__(env)
+        self.seen: list[np.ndarray] = []
+
+    def reset(self, **kwargs):
+        obs, info = self.env.reset(**kwargs)
+        self.seen = [obs]
+        return obs, info
+
+    def step(self, action):
+        obs, *rest = self.env.step(action)
+        self.seen.append(obs)
+        return (obs, *rest)
+
+
+def play(policy, env: Recording, seed: int) -> tuple[float, np.ndarray]:
+    """One deterministic episode from `seed` (the evaluation's loop): its return and every observation."""
+    return evaluate(policy, env, 1, seed).returns[0], np.asarray(env.seen)
 
 
 def first_difference(a: np.ndarray, b: np.ndarray) -> int | None:
@@ -56,13 +66,14 @@ def main() -> int:
     args = parser.parse_args()
     torch.set_num_threads(1)
     loaded = load_policy(args.run_dir, "last")
-    shared = make_env(loaded.config.env)
-    print(f"{args.run_dir} at {loaded.step:,} steps, reset seeds {EVAL_SEED}-{EVAL_SEED + args.episodes - 1}")
+    first = loaded.config.eval.seed  # the protocol's reset seeds: first, first + 1, ...
+    shared = Recording(make_env(loaded.config.env))
+    print(f"{args.run_dir} at {loaded.step:,} steps, reset seeds {first}-{first + args.episodes - 1}")
     print(f"{'seed':>6} {'in turn':>10} {'own env':>10}  first step that differs")
     in_turn, alone = [], []
-    for seed in range(EVAL_SEED, EVAL_SEED + args.episodes):
+    for seed in range(first, first + args.episodes):
         turn_return, turn_seen = play(loaded.policy, shared, seed)
-        own = make_env(loaded.config.env)
+        own = Recording(make_env(loaded.config.env))
         own_return, own_seen = play(loaded.policy, own, seed)
         own.close()
         in_turn.append(turn_return)

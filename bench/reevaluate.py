@@ -30,34 +30,34 @@ from pathlib import Path
 
 import torch
 
+from ddpg_cli.checkpoint import periodic_name
 from ddpg_cli.envs import make_env
 from ddpg_cli.eval_log import EvaluationRow, evaluations_path, read_evaluations, replace_evaluations
 from ddpg_cli.evaluate import evaluate
-from ddpg_cli.layout import SUMMARY_FILE
+from ddpg_cli.layout import SUMMARY_FILE, checkpoint_dir, last_checkpoint, read_summary
 from ddpg_cli.policy import load_policy
 
 NOTE = "each evaluation played again from the run's checkpoint in a fresh env (bench/reevaluate.py)"
 
 
-def checkpoint_at(run_dir: Path, step: int) -> Path:
-    periodic = run_dir / "checkpoints" / f"step_{step:09d}.pt"
+def checkpoint_at(run_dir: Path, step: int, final_step: int) -> Path:
+    periodic = checkpoint_dir(run_dir) / periodic_name(step)
     if periodic.exists():
         return periodic
-    last = run_dir / "checkpoints" / "last.pt"
-    if last.exists() and load_policy(last).step == step:
-        return last
+    if step == final_step and last_checkpoint(run_dir).exists():
+        return last_checkpoint(run_dir)
     raise SystemExit(f"{run_dir}: no checkpoint at step {step:,}; it cannot be evaluated again")
 
 
 def reevaluate(run_dir: Path) -> None:
     rows = read_evaluations(run_dir)
     summary_path = run_dir / SUMMARY_FILE
-    if not rows or not summary_path.exists():
+    summary = read_summary(run_dir)
+    if not rows or summary is None:
         raise SystemExit(f"{run_dir}: not a finished run (no evaluations.csv or summary.json)")
-    summary = json.loads(summary_path.read_text())
     if summary.get("reevaluated"):
         raise SystemExit(f"{run_dir}: evaluated again already")
-    sources = [checkpoint_at(run_dir, row.step) for row in rows]  # all found before anything is played
+    sources = [checkpoint_at(run_dir, row.step, summary["steps"]) for row in rows]  # all found before anything is played
     new_rows, final = [], None
     print(f"{run_dir}\n{'step':>8} {'old':>9} {'new':>9}")
     for row, source in zip(rows, sources):
@@ -65,8 +65,7 @@ def reevaluate(run_dir: Path) -> None:
         env = make_env(loaded.config.env)
         result = evaluate(loaded.policy, env, loaded.config.eval.episodes, loaded.config.eval.seed)
         env.close()
-        new_rows.append(EvaluationRow(row.step, row.wall_s, result.mean, result.std, min(result.returns), max(result.returns),
-                                      tuple(result.returns), tuple(result.lengths)))  # fmt: skip
+        new_rows.append(EvaluationRow.of(row.step, row.wall_s, result))
         final = result
         print(f"{row.step:>8,} {row.mean:>9.1f} {result.mean:>9.1f}{'' if result.returns == list(row.returns) else '  differs'}")
     shutil.copyfile(evaluations_path(run_dir), run_dir / "evaluations.shared-env.csv")

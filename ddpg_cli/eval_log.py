@@ -31,15 +31,18 @@ class EvaluationRow:
     returns: tuple[float, ...]
     lengths: tuple[int, ...]
 
+    @classmethod
+    def of(cls, step: int, wall_s: float, result: EvalResult) -> "EvaluationRow":
+        return cls(step, wall_s, result.mean, result.std, min(result.returns), max(result.returns), tuple(result.returns), tuple(result.lengths))
+
 
 def evaluations_path(run_dir: Path) -> Path:
     return run_dir / EVALUATIONS_FILE
 
 
 def append_evaluation(run_dir: Path, step: int, wall_s: float, result: EvalResult) -> None:
-    row = EvaluationRow(step, wall_s, result.mean, result.std, min(result.returns), max(result.returns), tuple(result.returns), tuple(result.lengths))
     path = evaluations_path(run_dir)
-    _write(path, [row], mode="a", header=not path.exists() or path.stat().st_size == 0)
+    _write(path, [EvaluationRow.of(step, wall_s, result)], mode="a", header=not path.exists() or path.stat().st_size == 0)
 
 
 def truncate_after(run_dir: Path, step: int) -> None:
