@@ -23,7 +23,6 @@ Usage (from the repo root):
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import sys
 from pathlib import Path
@@ -34,7 +33,7 @@ from ddpg_cli.checkpoint import periodic_name
 from ddpg_cli.envs import make_env
 from ddpg_cli.eval_log import EvaluationRow, evaluations_path, read_evaluations, replace_evaluations
 from ddpg_cli.evaluate import evaluate
-from ddpg_cli.layout import SUMMARY_FILE, checkpoint_dir, last_checkpoint, read_summary
+from ddpg_cli.layout import SUMMARY_FILE, checkpoint_dir, last_checkpoint, read_summary, write_summary
 from ddpg_cli.policy import load_policy
 
 NOTE = "each evaluation played again from the run's checkpoint in a fresh env (bench/reevaluate.py)"
@@ -74,7 +73,7 @@ def reevaluate(run_dir: Path) -> None:
     summary["final_eval"] = final.as_dict()
     summary["best_eval"] = max(row.mean for row in new_rows)
     summary["reevaluated"] = NOTE
-    summary_path.write_text(json.dumps(summary, indent=2) + "\n")
+    write_summary(run_dir, summary)
     print(f"final {final.mean:.1f} (was {rows[-1].mean:.1f})")
 
 

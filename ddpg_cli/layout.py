@@ -27,6 +27,7 @@ This layout is the contract between a training run and everything that reads it 
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import time
@@ -73,6 +74,17 @@ def holds_checkpoints(run_dir: Path) -> bool:
 
 def read_summary(run_dir: Path) -> dict[str, Any] | None:
     return _read_json(run_dir / SUMMARY_FILE)
+
+
+def write_summary(run_dir: Path, summary: dict[str, Any]) -> None:
+    write_text_atomic(run_dir / SUMMARY_FILE, json.dumps(summary, indent=2))
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Atomic, like the checkpoints: a reader never sees half a file."""
+    temp = path.parent / f".{path.name}.tmp-{os.getpid()}"
+    temp.write_text(text, encoding="utf-8")
+    os.replace(temp, path)
 
 
 def final_eval(run_dir: Path) -> float | None:

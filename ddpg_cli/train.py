@@ -12,8 +12,6 @@ the run's progress and each evaluation, and can stop the run after one (a tuner'
 
 from __future__ import annotations
 
-import json
-import os
 import random
 import signal
 import threading
@@ -31,10 +29,10 @@ from ddpg_cli.averaging import ActorAverage
 from ddpg_cli.compiling import check_compute
 from ddpg_cli.config import Config, config_to_yaml
 from ddpg_cli.envs import env_rng_state, make_env, make_vector_env, scale_action
-from ddpg_cli.errors import ConfigError, OutputError, TrainingDiverged
+from ddpg_cli.errors import OutputError, TrainingDiverged
 from ddpg_cli.eval_log import append_evaluation, truncate_after
 from ddpg_cli.evaluate import EvalResult, evaluate
-from ddpg_cli.layout import CONFIG_FILE, SUMMARY_FILE
+from ddpg_cli.layout import CONFIG_FILE, write_summary, write_text_atomic
 from ddpg_cli.logger import RunLogger
 from ddpg_cli.networks import DeployedPolicy
 from ddpg_cli.noise import make_noise, sigma_at
@@ -234,7 +232,7 @@ class Run:
                 ckpt.remove_stale_temp_files(directory)
             evaluations_kept_to = self.counters.step  # evaluations made after the checkpoint are redone
         try:  # config.yaml describes the run as it now goes (a resume may raise train.total_steps)
-            _write_text(run_dir / CONFIG_FILE, config_to_yaml(config))
+            write_text_atomic(run_dir / CONFIG_FILE, config_to_yaml(config))
             truncate_after(run_dir, evaluations_kept_to)
         except OSError as exc:
             raise OutputError(f"cannot write the run directory {run_dir}: {exc.strerror or exc}") from None
@@ -418,7 +416,7 @@ class Run:
             "session_seconds": self.times.seconds_dict(),
             "session_steps": self.times.steps_dict(),
         }
-        _write_text(self.run_dir / SUMMARY_FILE, json.dumps(summary, indent=2))
+        write_summary(self.run_dir, summary)
 
     def last_good_checkpoint(self) -> str:
         last = ckpt.checkpoint_dir(self.run_dir) / ckpt.LAST
@@ -471,10 +469,3 @@ def should_save_buffer(config: Config, buffer: ReplayBuffer) -> bool:
         return mode == "always"
     filled_bytes = ReplayBuffer.bytes_needed(len(buffer), buffer.obs.shape[1], buffer.action.shape[1])
     return filled_bytes <= config.checkpoint.buffer_limit_mb * 2**20
-
-
-def _write_text(path: Path, text: str) -> None:
-    """Atomic, like the checkpoints: a reader never sees half a file."""
-    temp = path.parent / f".{path.name}.tmp-{os.getpid()}"
-    temp.write_text(text, encoding="utf-8")
-    os.replace(temp, path)
