@@ -30,8 +30,10 @@ class LoadedPolicy:
         return int(self.policy.low.shape[0])
 
 
-def load_policy(path: Path, which: str = "last") -> LoadedPolicy:
-    """`path` is a checkpoint file, or a run dir in which `which` (best, last, a file name) is chosen."""
+def load_policy(path: Path, which: str = "last", live_actor: bool = False) -> LoadedPolicy:
+    """`path` is a checkpoint file, or a run dir in which `which` (best, last, a file name) is chosen.
+    A run with `eval.average_last` > 1 ships the mean of its last actors; `live_actor` loads the actor
+    training went on with instead."""
     checkpoint = resolve_checkpoint(path, which)
     payload = load_checkpoint(checkpoint)
     try:
@@ -42,7 +44,8 @@ def load_policy(path: Path, which: str = "last") -> LoadedPolicy:
         high = torch.as_tensor(spaces["action_high"], dtype=torch.float32)
         actor = Actor(obs_dim, action_dim, config.agent.actor_hidden, config.agent.activation, squash=not config.agent.invert_gradients)
         average = payload.get("policy_average")  # eval.average_last > 1: the policy is the mean of these
-        actor.load_state_dict(mean_weights(average["snapshots"]) if average and average["snapshots"] else payload["agent"]["actor"])
+        averaged = average and average["snapshots"] and not live_actor
+        actor.load_state_dict(mean_weights(average["snapshots"]) if averaged else payload["agent"]["actor"])
         normalizer = ObsNormalizer(obs_dim, enabled=config.env.normalize_obs)
         normalizer.load_state_dict(payload["agent"]["normalizer"])
         step = int(payload["counters"]["step"])

@@ -70,6 +70,8 @@ def test_a_run_evaluates_and_ships_the_mean_of_its_last_evaluations(tmp_path):
         assert torch.allclose(shipped[name], tensor, atol=1e-7), name
     live = actors[-1]
     assert any(not torch.equal(shipped[name], live[name]) for name in live), "the shipped actor is the live one"
+    trained_on = load_policy(run_dir, live_actor=True).policy.actor.state_dict()  # the actor training went on with
+    assert all(torch.equal(trained_on[name], live[name]) for name in live)
 
     # `ddpg eval` scores the same policy as the run's final evaluation (same reset seeds).
     summary = json.loads((run_dir / "summary.json").read_text())
