@@ -38,10 +38,10 @@ from pathlib import Path
 import torch
 
 from ddpg_cli.checkpoint import periodic_name
+from ddpg_cli.config import build_config, config_to_yaml, read_config_file
 from ddpg_cli.envs import make_env
 from ddpg_cli.eval_log import EvaluationRow, evaluations_path, read_evaluations, replace_evaluations
 from ddpg_cli.evaluate import evaluate
-from ddpg_cli.config import build_config, config_to_yaml, read_config_file
 from ddpg_cli.layout import CONFIG_FILE, SUMMARY_FILE, checkpoint_dir, last_checkpoint, read_summary, write_summary, write_text_atomic
 from ddpg_cli.policy import load_policy
 
@@ -95,14 +95,15 @@ def reevaluate(run_dir: Path, live_actor: bool = False) -> None:
     write_summary(run_dir, summary)
     if live_actor:
         shutil.copyfile(run_dir / CONFIG_FILE, run_dir / "config.averaged.yaml")
-        write_text_atomic(run_dir / CONFIG_FILE, config_to_yaml(config.model_copy(update={"eval": config.eval.model_copy(update={"average_last": 1})})))
+        live_config = config.model_copy(update={"eval": config.eval.model_copy(update={"average_last": 1})})
+        write_text_atomic(run_dir / CONFIG_FILE, config_to_yaml(live_config))
     print(f"final {final.mean:.1f} (was {rows[-1].mean:.1f})")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run_dirs", type=Path, nargs="+")
-    parser.add_argument("--live-actor", action="store_true", help="a run that trained with eval.average_last: play its live actor (see above)")
+    parser.add_argument("--live-actor", action="store_true", help="a run that trained with eval.average_last > 1: play the actor training went on with, and write its config without it")
     args = parser.parse_args()
     torch.set_num_threads(1)
     for run_dir in args.run_dirs:

@@ -44,7 +44,7 @@ def load_policy(path: Path, which: str = "last", live_actor: bool = False) -> Lo
         high = torch.as_tensor(spaces["action_high"], dtype=torch.float32)
         actor = Actor(obs_dim, action_dim, config.agent.actor_hidden, config.agent.activation, squash=not config.agent.invert_gradients)
         average = payload.get("policy_average")  # eval.average_last > 1: the policy is the mean of these
-        averaged = average and average["snapshots"] and not live_actor
+        averaged = bool(average and average["snapshots"]) and not live_actor
         actor.load_state_dict(mean_weights(average["snapshots"]) if averaged else payload["agent"]["actor"])
         normalizer = ObsNormalizer(obs_dim, enabled=config.env.normalize_obs)
         normalizer.load_state_dict(payload["agent"]["normalizer"])
