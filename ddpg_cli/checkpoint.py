@@ -25,10 +25,10 @@ import torch
 from ddpg_cli import __version__
 from ddpg_cli.errors import CheckpointError, StorageError
 from ddpg_cli.layout import BEST, CHECKPOINT_DIR, LAST, checkpoint_dir  # noqa: F401 - offered here too, with the checkpoints
+from ddpg_cli.layout import TEMP_PREFIX, TEMP_SUFFIX, temp_path
 
 FORMAT_NAME = "ddpg-cli-checkpoint"
 FORMAT_VERSION = 1
-TEMP_PREFIX, TEMP_SUFFIX = ".", ".tmp-"  # a file being written is `.NAME.tmp-PID` until it is renamed
 
 
 def periodic_name(step: int) -> str:
@@ -52,7 +52,7 @@ def save_checkpoint(payload: dict[str, Any], path: Path) -> None:
     (a full disk, an I/O error) raises StorageError and leaves the previous file as it was.
     """
     payload = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, **describe_environment(), **payload}
-    temp = path.parent / f"{TEMP_PREFIX}{path.name}{TEMP_SUFFIX}{os.getpid()}"
+    temp = temp_path(path)
     replaced = False
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ddpg_cli.evaluate import EvalResult
-from ddpg_cli.layout import EVALUATIONS_FILE
+from ddpg_cli.layout import EVALUATIONS_FILE, temp_path
 COLUMNS = ("step", "wall_s", "mean", "std", "min", "max", "episodes", "returns", "lengths")
 
 
@@ -54,7 +54,7 @@ def truncate_after(run_dir: Path, step: int) -> None:
 def replace_evaluations(run_dir: Path, rows: list[EvaluationRow]) -> None:
     """Write `rows` as the run's evaluations.csv, atomically (a kill leaves the old file or the new)."""
     path = evaluations_path(run_dir)
-    temp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    temp = temp_path(path)
     _write(temp, rows, mode="w", header=True)
     os.replace(temp, path)
 

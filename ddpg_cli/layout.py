@@ -80,9 +80,17 @@ def write_summary(run_dir: Path, summary: dict[str, Any]) -> None:
     write_text_atomic(run_dir / SUMMARY_FILE, json.dumps(summary, indent=2))
 
 
+TEMP_PREFIX, TEMP_SUFFIX = ".", ".tmp-"  # a file being written is `.NAME.tmp-PID` until it is renamed
+
+
+def temp_path(path: Path) -> Path:
+    """Where `path` is written before it is renamed into place: hidden, beside it, named after this process."""
+    return path.parent / f"{TEMP_PREFIX}{path.name}{TEMP_SUFFIX}{os.getpid()}"
+
+
 def write_text_atomic(path: Path, text: str) -> None:
     """Atomic, like the checkpoints: a reader never sees half a file."""
-    temp = path.parent / f".{path.name}.tmp-{os.getpid()}"
+    temp = temp_path(path)
     temp.write_text(text, encoding="utf-8")
     os.replace(temp, path)
 

@@ -32,6 +32,7 @@ import torch
 
 from ddpg_cli.config import AgentConfig, Config
 from ddpg_cli.hardware import cpu_has_fast_bf16
+from ddpg_cli.layout import temp_path
 from ddpg_cli.reproducibility import cpu_description
 from ddpg_cli.resources import ThreadPlan
 
@@ -228,7 +229,7 @@ def _write_cache(path: Path, key: str, speedup: float) -> None:
     """Add one timing, atomically; a cache that cannot be written only means timing again next time."""
     speedups = dict(_read_cache(path))
     speedups[key] = round(speedup, 4)
-    temp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    temp = temp_path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         temp.write_text(json.dumps({"version": CACHE_VERSION, "speedups": speedups}, indent=1), encoding="utf-8")
