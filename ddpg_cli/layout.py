@@ -117,8 +117,9 @@ def clear_unsaved(run_dir: Path) -> None:
 
 
 def write_failure(run_dir: Path, exit_code: int, error: str) -> None:
-    """RUN/failure.json: the one-line reason a run failed and its exit code."""
-    (run_dir / FAILURE_FILE).write_text(json.dumps({"exit_code": exit_code, "error": error}), encoding="utf-8")
+    """RUN/failure.json: the one-line reason a run failed and its exit code (atomic: an engine that
+    reads half a file would take the run for one that left no reason)."""
+    write_text_atomic(run_dir / FAILURE_FILE, json.dumps({"exit_code": exit_code, "error": error}))
 
 
 def read_failure(run_dir: Path) -> str | None:
