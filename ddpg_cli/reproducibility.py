@@ -15,13 +15,17 @@ covers the `ddpg` console script, `python -m ddpg_cli`, the test suite and any c
 ddpg_cli before torch. A value the user set is kept (an empty `MKL_CBWR=` turns the mode off).
 
 `conditions()` lists what the promise depends on; checkpoints record it, and a resume under other
-conditions says in one line that it is exact in state but not bitwise reproducible.
+conditions says in one line that it is exact in state but not bitwise reproducible. Among them are
+the versions of the libraries that step the environments (NumPy, Gymnasium and the physics engine the
+run loaded): another build of a simulator gives other last bits in its states, as another CPU does in
+the networks.
 """
 
 from __future__ import annotations
 
 import ctypes
 import functools
+import importlib.metadata
 import os
 import platform
 import sys
@@ -98,6 +102,25 @@ def cpu_description() -> tuple[str, str]:
     return vendor, model
 
 
+# The libraries that compute an environment's steps: import name -> distribution name. A checkpoint
+# records those the process has loaded (a Pendulum run never loads MuJoCo), so that a resume compares
+# only what the run depends on.
+_ENV_LIBRARIES = {"numpy": "numpy", "gymnasium": "gymnasium", "mujoco": "mujoco", "Box2D": "box2d"}
+
+
+def installed_version(distribution: str) -> str | None:
+    """The installed version of a distribution, or None where it is not installed."""
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def env_libraries() -> dict[str, str | None]:
+    """The versions of the environment libraries this process has loaded, by distribution name."""
+    return {distribution: installed_version(distribution) for module, distribution in _ENV_LIBRARIES.items() if module in sys.modules}
+
+
 def conditions() -> dict[str, Any]:
     """What a bitwise-equal CPU resume depends on, besides the checkpoint itself (JSON-safe)."""
     import torch
@@ -110,6 +133,7 @@ def conditions() -> dict[str, Any]:
         "cpu_model": model,
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),  # the kernels torch dispatches to
         "torch_version": str(torch.__version__),
+        "env_libraries": env_libraries(),
     }
 
 
@@ -124,12 +148,21 @@ _NAMES = {
 }
 
 
+def _library_differences(saved: dict[str, str | None]) -> list[str]:
+    """The recorded environment libraries whose installed version is another now. Compared with what
+    is installed rather than loaded: a resume compares before it creates the environments."""
+    return [f"{name} {version} -> {now or 'not installed'}" for name, version in saved.items() if (now := installed_version(name)) != version]
+
+
 def differences(saved: dict[str, Any] | None, current: dict[str, Any], ignore: set[str] = frozenset()) -> list[str]:  # type: ignore[assignment]
     """The conditions that changed since `saved` was recorded, as `name A -> B` (empty when none).
     A checkpoint from before conditions were recorded counts as unknown, not as different."""
     if not saved:
         return []
-    return [f"{_NAMES.get(key, key)} {saved[key]} -> {value}" for key, value in current.items() if key in saved and key not in ignore and saved[key] != value]
+    changed = [f"{_NAMES.get(key, key)} {saved[key]} -> {value}" for key, value in current.items() if key in saved and key not in ignore | {"env_libraries"} and saved[key] != value]
+    if "env_libraries" in saved and "env_libraries" in current and "env_libraries" not in ignore:
+        changed += _library_differences(saved["env_libraries"])
+    return changed
 
 
 def resume_warning(saved: dict[str, Any] | None, current: dict[str, Any], ignore: set[str] = frozenset()) -> str | None:  # type: ignore[assignment]

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from ddpg_cli import checkpoint as ckpt
+from ddpg_cli import reproducibility
 from ddpg_cli.agent import DDPGAgent
 from ddpg_cli.averaging import ActorAverage
 from ddpg_cli.compiling import check_compute
@@ -415,6 +416,9 @@ class Run:
             "learning_steps_per_second": self.times.steps_per_second(LEARNING),
             "session_seconds": self.times.seconds_dict(),
             "session_steps": self.times.steps_dict(),
+            # What the numbers were computed under (CPU, threads, library versions): kept with a
+            # run's records, it tells why a run trained again elsewhere can end elsewhere.
+            "conditions": reproducibility.conditions(),
         }
         write_summary(self.run_dir, summary)
 

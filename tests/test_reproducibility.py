@@ -17,6 +17,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import gymnasium as gym
 import numpy as np
 import pytest
 import torch
@@ -180,6 +181,10 @@ def test_a_resume_under_other_conditions_says_so_in_one_line(tmp_path, monkeypat
     recorded = load_checkpoint(run_dir / "checkpoints" / "last.pt")["reproducibility"]
     assert recorded == conditions()
     assert {"torch_threads", "mkl_mode", "cpu_vendor", "cpu_capability"} <= set(recorded)
+    # the libraries that stepped Pendulum, at the versions installed; the run's summary says the same
+    assert recorded["env_libraries"]["numpy"] == np.__version__
+    assert recorded["env_libraries"]["gymnasium"] == gym.__version__
+    assert json.loads((run_dir / "summary.json").read_text())["conditions"]["env_libraries"] == recorded["env_libraries"]
 
     result = runner.invoke(app, ["train", "--resume", str(run_dir), "--set", "train.total_steps=30", "--quiet"])
     assert result.exit_code == 0 and "warning" not in result.output, result.output
@@ -201,6 +206,13 @@ def test_condition_differences():
     assert differences(now, now) == []
     assert differences({**now, "torch_threads": 1}, now) == ["torch threads 1 -> 2"]
     assert resume_warning(now, now) is None
+    # environment libraries compare with what is installed: the resume has not loaded them yet
+    libraries = {"numpy": np.__version__, "gymnasium": "0.0.1", "no-such-simulator": "1.0"}
+    assert differences({**now, "env_libraries": libraries}, {**now, "env_libraries": {}}) == [
+        "gymnasium 0.0.1 -> " + gym.__version__,
+        "no-such-simulator 1.0 -> not installed",
+    ]
+    assert differences({**now, "env_libraries": {"numpy": np.__version__}}, {**now, "env_libraries": {}}) == []
     assert json.dumps(conditions())  # plain values: safe for a weights_only checkpoint and for JSON
 
 
