@@ -159,8 +159,9 @@ def differences(saved: dict[str, Any] | None, current: dict[str, Any], ignore: s
     A checkpoint from before conditions were recorded counts as unknown, not as different."""
     if not saved:
         return []
-    changed = [f"{_NAMES.get(key, key)} {saved[key]} -> {value}" for key, value in current.items() if key in saved and key not in ignore | {"env_libraries"} and saved[key] != value]
-    if "env_libraries" in saved and "env_libraries" in current and "env_libraries" not in ignore:
+    skipped = ignore | {"env_libraries"}  # compared below, with what is installed
+    changed = [f"{_NAMES.get(key, key)} {saved[key]} -> {value}" for key, value in current.items() if key in saved and key not in skipped and saved[key] != value]
+    if "env_libraries" in saved and "env_libraries" not in ignore:
         changed += _library_differences(saved["env_libraries"])
     return changed
 
